@@ -1,0 +1,51 @@
+// Which backend runs the work, and what the machine offers. CUDA is optional at build time
+// (RL2_WITH_CUDA) and at run time: the probe never throws when there is no driver or no device,
+// it reports why in one line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rl2 {
+
+enum class Device { kCpu, kCuda };
+
+struct CudaProbe {
+  bool built = false;      // compiled with the CUDA backend
+  bool usable = false;     // a device answered
+  int device_count = 0;
+  std::string name;        // name of device 0
+  int sm_major = 0, sm_minor = 0;
+  int64_t total_bytes = 0;
+  int64_t free_bytes = 0;
+  int driver_version = 0;  // CUDA driver API version, e.g. 13000
+  std::string reason;      // why not usable, one line
+};
+
+// Probes CUDA once per process (cached); cheap after the first call.
+const CudaProbe& cuda_probe();
+
+// "auto" | "cpu" | "cuda" -> Device. auto picks CUDA when usable. "cuda" without a usable GPU throws
+// InputError naming the reason. `note` receives the one line that says which backend was chosen.
+Device resolve_device(const std::string& flag, std::string* note = nullptr);
+std::string device_name(Device d);
+
+// Bytes of host memory the OS reports available (MemAvailable), or -1 if unknown.
+int64_t host_available_bytes();
+// Human-readable size, e.g. "3.2 GiB".
+std::string format_bytes(double bytes);
+
+// Build facts for `rl2-cuda info`.
+struct BuildInfo {
+  std::string version;
+  std::string compiler;
+  std::string build_type;
+  bool with_cuda;
+  std::string cuda_version;   // toolkit at build time
+  std::string cuda_archs;
+  std::string cudnn_version;  // header found at build time, or "not found"
+  bool with_openmp;
+};
+BuildInfo build_info();
+
+}  // namespace rl2

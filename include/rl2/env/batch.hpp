@@ -1,0 +1,62 @@
+// A batch of trials stepped in lockstep: the interface later issues drive with a policy.
+//
+// Trial i of the batch is trial id `first_trial + i` of the seed's stream (rng.hpp). On the CUDA
+// backend every pointer returned here is device memory; on the CPU backend it is host memory.
+// All trials of a batch have the same length, so they start and finish together.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "rl2/core/device.hpp"
+#include "rl2/env/env.hpp"
+
+namespace rl2 {
+
+// Host copy of everything a batch holds, for tests and tools.
+struct EnvSnapshot {
+  std::vector<float> tasks;      // [trials, task_size]
+  std::vector<int32_t> states;   // [trials, sizeof(State)/4] raw state words
+  std::vector<float> obs;        // [trials, obs_size]
+  std::vector<float> rewards;    // [trials] of the last step
+  std::vector<uint8_t> dones;    // [trials] of the last step
+};
+
+class EnvBatch {
+ public:
+  virtual ~EnvBatch() = default;
+  // Samples the tasks of trials first_trial .. first_trial + trials - 1, zeroes their state and writes
+  // the first observation.
+  virtual void reset(uint64_t seed, uint64_t first_trial) = 0;
+  // actions: [trials] int32 in this backend's memory. Writes rewards, dones and the next observation.
+  virtual void step(const int32_t* actions) = 0;
+  virtual const float* obs() const = 0;        // [trials, obs_size]
+  virtual const float* rewards() const = 0;    // [trials]
+  virtual const uint8_t* dones() const = 0;    // [trials]
+  virtual EnvSnapshot snapshot() const = 0;
+  virtual Device device() const = 0;
+
+  int64_t trials() const { return trials_; }
+  const EnvConfig& config() const { return cfg_; }
+  int64_t steps_taken() const { return steps_; }  // since the last reset
+  bool trial_over() const { return steps_ >= cfg_.trial_length(); }
+
+ protected:
+  EnvBatch(const EnvConfig& cfg, int64_t trials) : cfg_(cfg), trials_(trials) {}
+  EnvConfig cfg_;
+  int64_t trials_;
+  int64_t steps_ = 0;
+};
+
+// Builds a batch on `device`; throws InputError when `trials` < 1 or the batch would not fit in the
+// device's memory (the message says how much it needs and how much there is).
+std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials);
+
+// Backend factories (make_env_batch dispatches to these).
+std::unique_ptr<EnvBatch> make_cpu_env_batch(const EnvConfig& cfg, int64_t trials);
+#if defined(RL2_WITH_CUDA)
+std::unique_ptr<EnvBatch> make_cuda_env_batch(const EnvConfig& cfg, int64_t trials);
+#endif
+
+}  // namespace rl2

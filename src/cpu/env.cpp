@@ -1,0 +1,104 @@
+// EnvConfig: validation with one-line messages, sizes, and the device-dispatching batch factory.
+#include "rl2/env/env.hpp"
+
+#include "rl2/core/check.hpp"
+#include "rl2/env/batch.hpp"
+
+namespace rl2 {
+namespace {
+
+// Limits that keep counters and indices inside their fields (rng.hpp): steps are 32-bit counter words.
+constexpr int64_t kMaxTrialSteps = int64_t{1} << 30;
+constexpr int32_t kMaxArms = 1 << 20;
+constexpr int32_t kMaxStates = 4096;
+constexpr int32_t kMaxActions = 4096;
+
+void require_positive(int64_t v, const char* what) {
+  RL2_REQUIRE(v >= 1, std::string("--") + what + " must be at least 1 (got " + std::to_string(v) + ")");
+}
+
+}  // namespace
+
+EnvKind parse_env_kind(const std::string& name) {
+  if (name == "bandit") return EnvKind::kBandit;
+  if (name == "mdp") return EnvKind::kMdp;
+  if (name == "maze") throw InputError("--env maze is not available in this build yet (it lands with the maze issue)");
+  throw InputError("unknown --env '" + name + "' (expected bandit or mdp)");
+}
+
+void EnvConfig::validate() const {
+  if (kind == EnvKind::kBandit) {
+    require_positive(bandit.arms, "arms");
+    require_positive(bandit.episodes, "episodes");
+    RL2_REQUIRE(bandit.arms <= kMaxArms, "--arms " + std::to_string(bandit.arms) + " is too large (at most " +
+                                             std::to_string(kMaxArms) + ")");
+  } else {
+    require_positive(mdp.states, "states");
+    require_positive(mdp.actions, "actions");
+    require_positive(mdp.horizon, "horizon");
+    require_positive(mdp.episodes, "episodes");
+    RL2_REQUIRE(mdp.states <= kMaxStates,
+                "--states " + std::to_string(mdp.states) + " is too large (at most " + std::to_string(kMaxStates) + ")");
+    RL2_REQUIRE(mdp.actions <= kMaxActions, "--actions " + std::to_string(mdp.actions) + " is too large (at most " +
+                                                std::to_string(kMaxActions) + ")");
+  }
+  RL2_REQUIRE(trial_length() <= kMaxTrialSteps, "a trial of " + std::to_string(trial_length()) +
+                                                    " steps is too long (at most " + std::to_string(kMaxTrialSteps) + ")");
+}
+
+std::string EnvConfig::name() const { return kind == EnvKind::kBandit ? "bandit" : "mdp"; }
+
+std::string EnvConfig::describe() const {
+  if (kind == EnvKind::kBandit)
+    return "bandit k=" + std::to_string(bandit.arms) + " n=" + std::to_string(bandit.episodes);
+  return "mdp S=" + std::to_string(mdp.states) + " A=" + std::to_string(mdp.actions) + " T=" +
+         std::to_string(mdp.horizon) + " n=" + std::to_string(mdp.episodes);
+}
+
+int64_t EnvConfig::task_size() const {
+  return visit_env(*this, [](auto env, const auto& p) { return decltype(env)::task_size(p); });
+}
+int64_t EnvConfig::obs_size() const {
+  return visit_env(*this, [](auto env, const auto& p) { return decltype(env)::obs_size(p); });
+}
+int32_t EnvConfig::num_actions() const {
+  return visit_env(*this, [](auto env, const auto& p) { return decltype(env)::num_actions(p); });
+}
+int64_t EnvConfig::trial_length() const {
+  return visit_env(*this, [](auto env, const auto& p) { return decltype(env)::trial_length(p); });
+}
+int32_t EnvConfig::episodes() const { return kind == EnvKind::kBandit ? bandit.episodes : mdp.episodes; }
+
+int64_t EnvConfig::bytes_per_trial() const {
+  const int64_t state_bytes = kind == EnvKind::kBandit ? sizeof(Bandit::State) : sizeof(TabularMdp::State);
+  return 4 * (task_size() + obs_size()) + state_bytes + 4 /*reward*/ + 1 /*done*/ + 4 /*action*/ + 8 /*trial id*/;
+}
+
+std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials) {
+  cfg.validate();
+  RL2_REQUIRE(trials >= 1, "the number of trials must be at least 1 (got " + std::to_string(trials) + ")");
+  const double need = static_cast<double>(cfg.bytes_per_trial()) * static_cast<double>(trials);
+  if (device == Device::kCuda) {
+#if defined(RL2_WITH_CUDA)
+    const CudaProbe& probe = cuda_probe();
+    RL2_REQUIRE(need <= 0.9 * static_cast<double>(probe.free_bytes),
+                "a batch of " + std::to_string(trials) + " " + cfg.describe() + " trials needs " + format_bytes(need) +
+                    " of GPU memory; " + format_bytes(static_cast<double>(probe.free_bytes)) + " is free (at most " +
+                    std::to_string(static_cast<int64_t>(0.9 * probe.free_bytes / cfg.bytes_per_trial())) +
+                    " trials fit)");
+    return make_cuda_env_batch(cfg, trials);
+#else
+    throw InputError("this rl2-cuda was built without the CUDA backend");
+#endif
+  }
+  const int64_t avail = host_available_bytes();
+  if (avail > 0) {
+    RL2_REQUIRE(need <= 0.9 * static_cast<double>(avail),
+                "a batch of " + std::to_string(trials) + " " + cfg.describe() + " trials needs " + format_bytes(need) +
+                    " of memory; " + format_bytes(static_cast<double>(avail)) + " is available (at most " +
+                    std::to_string(static_cast<int64_t>(0.9 * avail / cfg.bytes_per_trial())) + " trials fit)");
+  }
+  return make_cpu_env_batch(cfg, trials);
+}
+
+}  // namespace rl2
