@@ -1,0 +1,38 @@
+// Grid search on tuning instances (kTuneStream), evaluation on evaluation instances (kEvalStream).
+#include "rl2/baselines/tuning.hpp"
+
+#include <chrono>
+
+#include "rl2/core/check.hpp"
+#include "rl2/core/rng.hpp"
+#include "rl2/stats/stats.hpp"
+
+namespace rl2 {
+
+BaselineResult tune_and_evaluate(const std::string& policy, const std::string& hyper_name, std::vector<GridPoint> grid,
+                                 const BaselineOptions& opt, const PlayFn& play) {
+  RL2_CHECK(!grid.empty(), "a baseline needs at least one grid point");
+  RL2_REQUIRE(opt.instances >= 1, "--instances must be at least 1 (got " + std::to_string(opt.instances) + ")");
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t best = 0;
+  if (grid.size() > 1 && opt.tune_instances > 0) {
+    for (size_t g = 0; g < grid.size(); ++g) {
+      grid[g].tune_mean = mean_stderr(play(grid[g], kTuneStream, opt.tune_instances)).mean;
+      if (grid[g].tune_mean > grid[best].tune_mean) best = g;
+    }
+  }
+  BaselineResult r;
+  r.policy = policy;
+  r.hyper_name = hyper_name;
+  r.hyper = grid[best].value;
+  r.hyper_note = grid[best].note;
+  r.totals = play(grid[best], kEvalStream, opt.instances);
+  const MeanStderr ms = mean_stderr(r.totals);
+  r.mean = ms.mean;
+  r.stderr_ = ms.stderr_;
+  r.grid = std::move(grid);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace rl2
