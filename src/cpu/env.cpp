@@ -71,7 +71,7 @@ int32_t EnvConfig::episodes() const { return kind == EnvKind::kBandit ? bandit.e
 
 int64_t EnvConfig::bytes_per_trial() const {
   const int64_t state_bytes = kind == EnvKind::kBandit ? sizeof(Bandit::State) : sizeof(TabularMdp::State);
-  return 4 * (task_size() + obs_size()) + state_bytes + 4 /*reward*/ + 1 /*done*/ + 4 /*action*/ + 8 /*trial id*/;
+  return 4 * (task_size() + obs_size()) + state_bytes + 4 /*reward*/ + 1 /*done*/ + 4 /*action*/;
 }
 
 std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials) {

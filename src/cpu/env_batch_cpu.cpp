@@ -23,16 +23,15 @@ class CpuEnvBatch final : public EnvBatch {
         states_(static_cast<size_t>(trials)),
         obs_(static_cast<size_t>(trials * obs_size_)),
         rewards_(static_cast<size_t>(trials)),
-        dones_(static_cast<size_t>(trials)),
-        trial_ids_(static_cast<size_t>(trials)) {}
+        dones_(static_cast<size_t>(trials)) {}
 
   void reset(uint64_t seed, uint64_t first_trial) override {
     seed_ = seed;
+    first_trial_ = first_trial;
     steps_ = 0;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < trials_; ++i) {
-      trial_ids_[i] = first_trial + static_cast<uint64_t>(i);
-      Env::sample_task(p_, seed, trial_ids_[i], &tasks_[i * task_size_]);
+      Env::sample_task(p_, seed, first_trial + static_cast<uint64_t>(i), &tasks_[i * task_size_]);
       Env::reset(p_, states_[i]);
       Env::observe(p_, states_[i], obs_.data() + i * obs_size_);
       rewards_[i] = 0.0f;
@@ -51,7 +50,8 @@ class CpuEnvBatch final : public EnvBatch {
         bad_action = true;
         continue;
       }
-      const StepOut out = Env::step(p_, &tasks_[i * task_size_], states_[i], a, seed_, trial_ids_[i]);
+      const StepOut out = Env::step(p_, &tasks_[i * task_size_], states_[i], a, seed_,
+                                    first_trial_ + static_cast<uint64_t>(i));
       rewards_[i] = out.reward;
       dones_[i] = out.done;
       Env::observe(p_, states_[i], obs_.data() + i * obs_size_);
@@ -81,12 +81,12 @@ class CpuEnvBatch final : public EnvBatch {
   int64_t task_size_;
   int64_t obs_size_;
   uint64_t seed_ = 0;
+  uint64_t first_trial_ = 0;
   std::vector<float> tasks_;
   std::vector<State> states_;
   std::vector<float> obs_;
   std::vector<float> rewards_;
   std::vector<uint8_t> dones_;
-  std::vector<uint64_t> trial_ids_;
 };
 
 }  // namespace

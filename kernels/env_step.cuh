@@ -1,0 +1,32 @@
+// Launchers of the batched environment kernels (kernels/env_step.cu), instantiated for Bandit and
+// TabularMdp. Layout: one thread per trial; the body is the env's RL2_HD reset/step/observe, the same
+// code the CPU backend loops over.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace rl2 {
+
+template <class Env>
+struct EnvKernelArgs {
+  typename Env::Params params;
+  int64_t trials;
+  uint64_t seed;
+  uint64_t first_trial;            // trial i of the batch is trial id first_trial + i
+  float* tasks;                    // [trials, task_size]
+  typename Env::State* states;     // [trials]
+  float* obs;                      // [trials, obs_size]
+  float* rewards;                  // [trials]
+  uint8_t* dones;                  // [trials]
+  const int32_t* actions;          // [trials] (step only)
+  int32_t* error_flag;             // set to 1 when an action is out of range
+};
+
+template <class Env>
+void launch_env_reset(const EnvKernelArgs<Env>& args, cudaStream_t stream);
+template <class Env>
+void launch_env_step(const EnvKernelArgs<Env>& args, cudaStream_t stream);
+
+}  // namespace rl2
