@@ -6,11 +6,8 @@
 #include <cstring>
 
 #include "env_test_util.hpp"
+#include "rl2/core/check.hpp"
 #include "rl2/env/batch.hpp"
-
-#if defined(RL2_WITH_CUDA)
-#include "cuda/cuda_check.hpp"
-#endif
 
 namespace rl2 {
 namespace {
@@ -29,7 +26,6 @@ void expect_bits_equal(const std::vector<T>& cpu, const std::vector<T>& gpu, con
 void check_parity(const EnvConfig& cfg, int64_t trials) {
   auto cpu = make_env_batch(Device::kCpu, cfg, trials);
   auto gpu = make_env_batch(Device::kCuda, cfg, trials);
-  DeviceBuffer<int32_t> actions(static_cast<size_t>(trials));
   for (uint64_t first : {uint64_t{0}, kEvalStream + 12345}) {
     cpu->reset(2024, first);
     gpu->reset(2024, first);
@@ -42,9 +38,9 @@ void check_parity(const EnvConfig& cfg, int64_t trials) {
       expect_bits_equal(a.dones, b.dones, "dones", t);
       if (t == cfg.trial_length()) break;
       const auto host_actions = test::pattern_actions(trials, t, cfg.num_actions());
-      RL2_CUDA_CHECK(cudaMemcpy(actions.data(), host_actions.data(), actions.bytes(), cudaMemcpyHostToDevice));
       cpu->step(host_actions.data());
-      gpu->step(actions.data());
+      gpu->copy_actions_from_host(host_actions.data());
+      gpu->step(gpu->action_buffer());
     }
   }
 }

@@ -23,7 +23,8 @@ class CpuEnvBatch final : public EnvBatch {
         states_(static_cast<size_t>(trials)),
         obs_(static_cast<size_t>(trials * obs_size_)),
         rewards_(static_cast<size_t>(trials)),
-        dones_(static_cast<size_t>(trials)) {}
+        dones_(static_cast<size_t>(trials)),
+        actions_(static_cast<size_t>(trials)) {}
 
   void reset(uint64_t seed, uint64_t first_trial) override {
     seed_ = seed;
@@ -64,6 +65,11 @@ class CpuEnvBatch final : public EnvBatch {
   const float* rewards() const override { return rewards_.data(); }
   const uint8_t* dones() const override { return dones_.data(); }
   Device device() const override { return Device::kCpu; }
+  int32_t* action_buffer() override { return actions_.data(); }
+  void copy_actions_from_host(const int32_t* host_actions) override {
+    std::memcpy(actions_.data(), host_actions, actions_.size() * sizeof(int32_t));
+  }
+  void synchronize() override {}
 
   EnvSnapshot snapshot() const override {
     EnvSnapshot s;
@@ -87,6 +93,7 @@ class CpuEnvBatch final : public EnvBatch {
   std::vector<float> obs_;
   std::vector<float> rewards_;
   std::vector<uint8_t> dones_;
+  std::vector<int32_t> actions_;
 };
 
 }  // namespace

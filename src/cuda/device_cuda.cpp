@@ -16,7 +16,12 @@ const CudaProbe& cuda_probe() {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
-      probe.reason = std::string("no usable CUDA device (") + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) + ")";
+      // Without any NVIDIA driver the runtime reports an "insufficient" driver; say what it means.
+      probe.reason = err == cudaErrorInsufficientDriver
+                         ? "no NVIDIA driver new enough for CUDA " + std::to_string(CUDART_VERSION / 1000) +
+                               " (or none installed)"
+                     : err == cudaErrorNoDevice ? std::string("no CUDA device found")
+                                                : std::string("CUDA unavailable (") + cudaGetErrorName(err) + ")";
       cudaGetLastError();
       return;
     }

@@ -25,6 +25,7 @@ class CudaEnvBatch final : public EnvBatch {
         obs_(static_cast<size_t>(trials * Env::obs_size(p))),
         rewards_(static_cast<size_t>(trials)),
         dones_(static_cast<size_t>(trials)),
+        actions_(static_cast<size_t>(trials)),
         error_flag_(1) {
     RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     RL2_CUDA_CHECK(cudaMemsetAsync(error_flag_.data(), 0, sizeof(int32_t), stream_));
@@ -51,6 +52,12 @@ class CudaEnvBatch final : public EnvBatch {
   const float* rewards() const override { return rewards_.data(); }
   const uint8_t* dones() const override { return dones_.data(); }
   Device device() const override { return Device::kCuda; }
+  int32_t* action_buffer() override { return actions_.data(); }
+  void copy_actions_from_host(const int32_t* host_actions) override {
+    RL2_CUDA_CHECK(cudaMemcpyAsync(actions_.data(), host_actions, actions_.bytes(), cudaMemcpyHostToDevice, stream_));
+    RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void synchronize() override { RL2_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   EnvSnapshot snapshot() const override {
     check_error_flag();
@@ -95,6 +102,7 @@ class CudaEnvBatch final : public EnvBatch {
   DeviceBuffer<float> obs_;
   DeviceBuffer<float> rewards_;
   DeviceBuffer<uint8_t> dones_;
+  DeviceBuffer<int32_t> actions_;
   DeviceBuffer<int32_t> error_flag_;
 };
 

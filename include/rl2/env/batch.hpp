@@ -36,6 +36,12 @@ class EnvBatch {
   virtual const uint8_t* dones() const = 0;    // [trials]
   virtual EnvSnapshot snapshot() const = 0;
   virtual Device device() const = 0;
+  // [trials] int32 actions in this backend's memory: what a policy writes and step() reads.
+  virtual int32_t* action_buffer() = 0;
+  // Fills action_buffer() from host memory ([trials] int32).
+  virtual void copy_actions_from_host(const int32_t* host_actions) = 0;
+  // Waits until all queued work on this batch has finished (no-op on the CPU).
+  virtual void synchronize() = 0;
 
   int64_t trials() const { return trials_; }
   const EnvConfig& config() const { return cfg_; }
