@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the rl2-cuda command line: flags, one-line errors with exit code 2, JSON output,
+config files and determinism. Usage: cli_test.py PATH/TO/rl2-cuda"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BIN = None
+
+
+def run(*args, check_rc=None):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300)
+    if check_rc is not None and p.returncode != check_rc:
+        raise AssertionError(f"rl2-cuda {' '.join(args)}: exit {p.returncode}, want {check_rc}\n"
+                             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def gpu_usable():
+    return json.loads(run("info", "--format", "json", check_rc=0).stdout)["cuda"]["usable"]
+
+
+class Errors(unittest.TestCase):
+    def assert_one_line_error(self, args, needle):
+        p = run(*args)
+        self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, f"{args}: want one line, got {lines}")
+        self.assertIn("error", lines[0])
+        self.assertIn(needle, lines[0], f"{args}: {lines[0]}")
+        self.assertEqual(p.stdout, "", f"{args}: nothing on stdout for an error")
+
+    def test_bad_values(self):
+        self.assert_one_line_error(["baselines", "--env", "cartpole"], "unknown --env")
+        self.assert_one_line_error(["baselines", "--policy", "oracle"], "unknown --policy")
+        self.assert_one_line_error(["baselines", "--env", "mdp", "--policy", "gittins"], "unknown --policy")
+        self.assert_one_line_error(["baselines", "--arms", "0"], "--arms must be at least 1")
+        self.assert_one_line_error(["baselines", "--arms", "-3"], "--arms")
+        self.assert_one_line_error(["baselines", "--episodes", "0"], "--episodes must be at least 1")
+        self.assert_one_line_error(["baselines", "--env", "mdp", "--horizon", "0"], "--horizon")
+        self.assert_one_line_error(["baselines", "--instances", "0"], "--instances must be at least 1")
+        self.assert_one_line_error(["baselines", "--instances", "-5"], "--instances")
+        self.assert_one_line_error(["baselines", "--arms", "99999999999999999999"], "arms")
+        self.assert_one_line_error(["bench", "--trials", "0"], "--trials")
+        self.assert_one_line_error(["baselines", "--no-such-flag"], "--no-such-flag")
+        self.assert_one_line_error(["baselines", "--format", "xml"], "--format")
+        self.assert_one_line_error(["baselines", "--device", "tpu"], "--device")
+        self.assert_one_line_error(["--env", "maze"], "maze")
+        self.assert_one_line_error(["train"], "not available yet")
+
+    def test_absurd_sizes_say_what_they_need(self):
+        self.assert_one_line_error(
+            ["baselines", "--env", "mdp", "--states", "4000", "--actions", "4000", "--instances", "100000000"], "needs")
+        self.assert_one_line_error(
+            ["bench", "--env", "mdp", "--states", "4000", "--actions", "4000", "--trials", "100000000"], "needs")
+
+    def test_cuda_without_gpu(self):
+        if gpu_usable():
+            self.skipTest("a GPU is usable here")
+        self.assert_one_line_error(["baselines", "--device", "cuda", "--instances", "10"], "no usable GPU")
+        self.assert_one_line_error(["bench", "--device", "cuda"], "no usable GPU")
+
+    def test_config_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            good = os.path.join(d, "good.toml")
+            with open(good, "w") as f:
+                f.write('seed = 7\nformat = "json"\n[baselines]\nenv = "bandit"\narms = 3\nepisodes = 4\n'
+                        'policy = "greedy"\ninstances = 20\n')
+            out = json.loads(run("baselines", "--config", good, check_rc=0).stdout)
+            self.assertEqual((out["arms"], out["episodes"], out["policy"], out["seed"]), (3, 4, "greedy", 7))
+            bad = os.path.join(d, "bad.toml")
+            with open(bad, "w") as f:
+                f.write('[baselines]\narms = 3\nbogus_key = 1\n')
+            self.assert_one_line_error(["baselines", "--config", bad], "bogus_key")
+            self.assert_one_line_error(["baselines", "--config", os.path.join(d, "missing.toml")], "missing.toml")
+            garbage = os.path.join(d, "garbage.toml")
+            with open(garbage, "w") as f:
+                f.write("[[[ this is not toml\n")
+            p = run("baselines", "--config", garbage)
+            self.assertEqual(p.returncode, 2, p.stderr)
+
+
+class Outputs(unittest.TestCase):
+    def test_help_teaches(self):
+        p = run("--help", check_rc=0)
+        for word in ["baselines", "bench", "info", "--device", "--seed", "--format", "--config", "Examples"]:
+            self.assertIn(word, p.stdout)
+        p = run("baselines", "--help", check_rc=0)
+        for word in ["--policy", "--instances", "--arms", "--episodes", "--tune-instances"]:
+            self.assertIn(word, p.stdout)
+
+    def test_info(self):
+        out = json.loads(run("info", "--format", "json", check_rc=0).stdout)
+        for key in ["version", "build", "cuda", "cpu_threads", "device_auto"]:
+            self.assertIn(key, out)
+        self.assertIn(out["device_auto"], ["cpu", "cuda"])
+        if not out["cuda"]["usable"]:
+            self.assertTrue(out["cuda"]["reason"])
+
+    def test_baseline_json_and_determinism(self):
+        args = ["baselines", "--arms", "3", "--episodes", "5", "--policy", "ucb1", "--instances", "60",
+                "--tune-instances", "30", "--format", "json"]
+        a = json.loads(run(*args, "--seed", "5", check_rc=0).stdout)
+        b = json.loads(run(*args, "--seed", "5", check_rc=0).stdout)
+        c = json.loads(run(*args, "--seed", "6", check_rc=0).stdout)
+        for key in ["env", "policy", "instances", "episodes", "mean", "stderr", "hyperparameter", "paper"]:
+            self.assertIn(key, a)
+        self.assertEqual((a["env"], a["policy"], a["instances"], a["episodes"]), ("bandit", "ucb1", 60, 5))
+        self.assertEqual(a["mean"], b["mean"])
+        self.assertNotEqual(a["mean"], c["mean"])
+        self.assertGreater(a["stderr"], 0.0)
+        self.assertTrue(0.0 <= a["mean"] <= 5.0)
+
+    def test_all_policies_json(self):
+        out = json.loads(run("baselines", "--arms", "5", "--episodes", "10", "--instances", "100",
+                             "--tune-instances", "50", "--format", "json", check_rc=0).stdout)
+        names = [r["policy"] for r in out["results"]]
+        self.assertEqual(names, ["random", "gittins", "ts", "ots", "ucb1", "eps-greedy", "greedy"])
+        self.assertTrue(any(r["not_worse_than_best"] for r in out["results"]))
+        for r in out["results"]:
+            self.assertIn("hyperparameter", r)
+            self.assertIsNotNone(r["paper"])  # k=5, n=10 is a paper setting
+        out = json.loads(run("baselines", "--env", "mdp", "--episodes", "2", "--instances", "40",
+                             "--tune-instances", "20", "--format", "json", check_rc=0).stdout)
+        self.assertEqual([r["policy"] for r in out["results"]],
+                         ["random", "psrl", "opsrl", "ucrl2", "beb", "eps-greedy", "greedy"])
+
+    def test_table_output(self):
+        p = run("baselines", "--arms", "2", "--episodes", "3", "--policy", "greedy", "--instances", "30",
+                check_rc=0)
+        self.assertIn("greedy", p.stdout)
+        self.assertIn("bandit k=2 n=3", p.stdout)
+
+    def test_bench_json(self):
+        out = json.loads(run("bench", "--trials", "100", "--episodes", "3", "--format", "json", check_rc=0).stdout)
+        cpu = [r for r in out["results"] if r["device"] == "cpu"]
+        self.assertEqual(len(cpu), 1)
+        self.assertGreater(cpu[0]["env_steps_per_s"], 0)
+
+    def test_bare_command_runs_the_default_job(self):
+        p = run("--instances", "40", "--format", "json", check_rc=0)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["env"], out["arms"], out["episodes"]), ("bandit", 5, 10))
+        self.assertIn("device:", p.stderr)
+
+
+if __name__ == "__main__":
+    BIN = sys.argv.pop(1)
+    unittest.main(verbosity=1)

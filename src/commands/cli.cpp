@@ -1,2 +1,122 @@
+// The rl2-cuda command tree (DESIGN.md section 1), built with CLI11. Every error becomes one line on
+// stderr and a non-zero exit: 2 for a usage or input problem, 1 for a failure while running.
 #include "commands/cli.hpp"
-namespace rl2 { int run_cli(int, char**) { return 0; } }
+
+#include <iostream>
+
+#include "commands/common.hpp"
+#include "rl2/core/check.hpp"
+
+namespace rl2 {
+namespace {
+
+constexpr const char* kFooter = R"(Examples:
+  rl2-cuda                                     default job: bandits k=5, n=10
+  rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
+  rl2-cuda baselines --env mdp --episodes 25 --policy ucrl2 --format json
+  rl2-cuda bench --env bandit --arms 5 --episodes 10 --sweep
+  rl2-cuda info
+Config files (--config run.toml) hold flags by name; flags of a subcommand go under its table, e.g.
+  seed = 3
+  [baselines]
+  env = "mdp"
+  episodes = 25
+Unknown keys are an error. Global flags (--device --seed --format --threads --config) may also follow
+the subcommand. Run `rl2-cuda <command> --help` for each command's flags.)";
+
+// What the bare command and the not-yet-built commands say until the trainer issues land.
+constexpr const char* kNoTrainer =
+    "RL² training is not in this build yet (it lands with the CPU-trainer issue, see docs/roadmap.md)";
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"rl2-cuda: RL² (Duan et al. 2016) on batched bandit and tabular-MDP simulators, CPU and CUDA.\n"
+               "With no command: train RL² on the given task distribution, then evaluate it beside the "
+               "classical baselines."};
+  app.name("rl2-cuda");
+  app.footer(kFooter);
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.set_config("--config", "", "read flags from a TOML file; unknown keys are an error");
+  app.fallthrough();
+  app.require_subcommand(0, 1);
+
+  GlobalFlags g;
+  add_global_flags(app, g);
+  BaselinesFlags bare;  // the bare command's task flags (train + eval's, once training exists)
+  add_env_flags(app, bare.env);
+  app.add_option("--instances", bare.instances, "held-out evaluation instances")->capture_default_str();
+
+  CLI::App* base = app.add_subcommand("baselines", "classical policies of the paper's Tables 1 and 2, tuned by grid search");
+  BaselinesFlags bf;
+  add_env_flags(*base, bf.env);
+  base->add_option("--policy", bf.policy,
+                   "all, or one of: bandit: random gittins ts ots ucb1 eps-greedy greedy; "
+                   "mdp: random psrl opsrl ucrl2 beb eps-greedy greedy")
+      ->capture_default_str();
+  base->add_option("--instances", bf.instances, "evaluation instances (the RL² evaluation's, same seeds)")
+      ->capture_default_str();
+  base->add_option("--tune-instances", bf.tune_instances,
+                   "separate instances for the hyperparameter grid search (default: as many as --instances; 0: no tuning)");
+
+  CLI::App* bench = app.add_subcommand("bench", "throughput of the simulators on the CPU and the GPU, side by side");
+  BenchFlags bn;
+  add_env_flags(*bench, bn.env);
+  bench->add_option("--trials", bn.trials, "trials stepped in parallel")->capture_default_str();
+  bench->add_flag("--sweep", bn.sweep, "sweep the number of trials from --sweep-min to --sweep-max (x4 steps)");
+  bench->add_option("--sweep-min", bn.sweep_min, "smallest batch of the sweep")->capture_default_str();
+  bench->add_option("--sweep-max", bn.sweep_max, "largest batch of the sweep")->capture_default_str();
+  bench->add_option("--cpu-budget", bn.cpu_budget_s, "skip CPU sizes estimated to take longer than this (seconds)")
+      ->capture_default_str();
+
+  CLI::App* info = app.add_subcommand("info", "version, build flags, CUDA/cuDNN at build time, devices at run time");
+
+  std::vector<CLI::App*> later;
+  for (auto [name, what] : {std::pair{"train", "train RL² (TRPO on a GRU policy)"},
+                            std::pair{"eval", "evaluate a trained checkpoint on held-out instances"},
+                            std::pair{"export", "export trained weights (safetensors)"},
+                            std::pair{"render", "render maze views to PNG"}}) {
+    CLI::App* sub = app.add_subcommand(name, std::string(what) + " [not available yet]");
+    sub->allow_extras();
+    later.push_back(sub);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "rl2-cuda: error: " << e.what() << " (see rl2-cuda --help)\n";
+    return 2;
+  }
+
+  try {
+    if (*base) return run_baselines(g, bf);
+    if (*bench) return run_bench(g, bn);
+    if (*info) return run_info(g);
+    for (CLI::App* sub : later) {
+      if (*sub) {
+        std::cerr << "rl2-cuda: error: '" << sub->get_name() << "' is not available yet: " << kNoTrainer
+                  << "; `rl2-cuda baselines` works today\n";
+        return 2;
+      }
+    }
+    // The default job. Until training exists it shows the setting's classical baselines.
+    const EnvConfig cfg = bare.env.to_config();
+    std::string note;
+    resolve_device(g.device, &note);
+    g.human() << note << "\n";
+    g.human() << "note: " << kNoTrainer << "; showing the classical baselines for " << cfg.describe() << "\n";
+    return run_baselines(g, bare);
+  } catch (const InputError& e) {
+    std::cerr << "rl2-cuda: error: " << e.what() << "\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "rl2-cuda: error: " << e.what() << (e.where().empty() ? "" : " [at " + e.where() + "]") << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "rl2-cuda: error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace rl2

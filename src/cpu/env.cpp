@@ -74,30 +74,33 @@ int64_t EnvConfig::bytes_per_trial() const {
   return 4 * (task_size() + obs_size()) + state_bytes + 4 /*reward*/ + 1 /*done*/ + 4 /*action*/;
 }
 
-std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials) {
+void check_batch_fits(Device device, const EnvConfig& cfg, int64_t trials) {
   cfg.validate();
   RL2_REQUIRE(trials >= 1, "the number of trials must be at least 1 (got " + std::to_string(trials) + ")");
   const double need = static_cast<double>(cfg.bytes_per_trial()) * static_cast<double>(trials);
+  const bool gpu = device == Device::kCuda;
+  const int64_t avail = gpu ? cuda_probe().free_bytes : host_available_bytes();
+  if (avail <= 0 && !gpu) return;  // unknown host memory: let the allocation decide
+  const double usable = 0.9 * static_cast<double>(avail);
+  if (need <= usable) return;
+  const int64_t fit = static_cast<int64_t>(usable / static_cast<double>(cfg.bytes_per_trial()));
+  throw InputError("a batch of " + std::to_string(trials) + " " + cfg.describe() + " trials needs " + format_bytes(need) +
+                   " of " + (gpu ? "GPU memory; " : "memory; ") + format_bytes(static_cast<double>(avail)) +
+                   (gpu ? " is free" : " is available") +
+                   (fit > 0 ? " (at most " + std::to_string(fit) + " trials fit)" : ""));
+}
+
+std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials) {
   if (device == Device::kCuda) {
 #if defined(RL2_WITH_CUDA)
-    const CudaProbe& probe = cuda_probe();
-    RL2_REQUIRE(need <= 0.9 * static_cast<double>(probe.free_bytes),
-                "a batch of " + std::to_string(trials) + " " + cfg.describe() + " trials needs " + format_bytes(need) +
-                    " of GPU memory; " + format_bytes(static_cast<double>(probe.free_bytes)) + " is free (at most " +
-                    std::to_string(static_cast<int64_t>(0.9 * probe.free_bytes / cfg.bytes_per_trial())) +
-                    " trials fit)");
+    RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
+    check_batch_fits(device, cfg, trials);
     return make_cuda_env_batch(cfg, trials);
 #else
     throw InputError("this rl2-cuda was built without the CUDA backend");
 #endif
   }
-  const int64_t avail = host_available_bytes();
-  if (avail > 0) {
-    RL2_REQUIRE(need <= 0.9 * static_cast<double>(avail),
-                "a batch of " + std::to_string(trials) + " " + cfg.describe() + " trials needs " + format_bytes(need) +
-                    " of memory; " + format_bytes(static_cast<double>(avail)) + " is available (at most " +
-                    std::to_string(static_cast<int64_t>(0.9 * avail / cfg.bytes_per_trial())) + " trials fit)");
-  }
+  check_batch_fits(device, cfg, trials);
   return make_cpu_env_batch(cfg, trials);
 }
 

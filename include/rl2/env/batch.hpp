@@ -55,6 +55,10 @@ class EnvBatch {
   int64_t steps_ = 0;
 };
 
+// Throws InputError when a batch of `trials` trials of `cfg` would not fit in the memory of `device`
+// (the message says how much it needs, how much there is and how many trials would fit).
+void check_batch_fits(Device device, const EnvConfig& cfg, int64_t trials);
+
 // Builds a batch on `device`; throws InputError when `trials` < 1 or the batch would not fit in the
 // device's memory (the message says how much it needs and how much there is).
 std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials);

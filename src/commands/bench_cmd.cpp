@@ -1,0 +1,126 @@
+// `rl2-cuda bench`: environment throughput for one config on every usable backend, side by side in one
+// run (CPU threads and the CUDA kernels), optionally swept over the number of trials. Measures task
+// sampling (reset, tasks/s) and stepping (env-steps/s) separately; actions are a fixed random pattern
+// already in the backend's memory, so only the environment is timed. The policy and training phases
+// join this command with the trainer issues.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "commands/common.hpp"
+#include "rl2/core/check.hpp"
+#include "rl2/core/rng.hpp"
+#include "rl2/env/batch.hpp"
+
+namespace rl2 {
+namespace {
+
+struct BenchPoint {
+  Device device;
+  int64_t trials;
+  double reset_s;
+  double step_s;
+  int64_t steps;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+BenchPoint measure(Device device, const EnvConfig& cfg, int64_t trials, uint64_t seed) {
+  auto batch = make_env_batch(device, cfg, trials);
+  std::vector<int32_t> actions(static_cast<size_t>(trials));
+  for (int64_t i = 0; i < trials; ++i)
+    actions[i] = static_cast<int32_t>(uniform_int(philox_bits(seed, static_cast<uint64_t>(i), 0, Purpose::kAction, 0).v[0],
+                                                  static_cast<uint32_t>(cfg.num_actions())));
+  batch->copy_actions_from_host(actions.data());
+  auto run_trial = [&](BenchPoint& p) {
+    auto t0 = std::chrono::steady_clock::now();
+    batch->reset(seed, 0);
+    batch->synchronize();
+    p.reset_s += seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    for (int64_t t = 0; t < cfg.trial_length(); ++t) batch->step(batch->action_buffer());
+    batch->synchronize();
+    p.step_s += seconds_since(t0);
+    p.steps += trials * cfg.trial_length();
+  };
+  BenchPoint warm{device, trials, 0, 0, 0};
+  run_trial(warm);  // first touch of memory, kernel load
+  BenchPoint p{device, trials, 0, 0, 0};
+  // Repeat until a quarter second of stepping has been timed (at most 50 trials' worth).
+  for (int rep = 0; rep < 50 && (rep == 0 || p.step_s < 0.25); ++rep) run_trial(p);
+  return p;
+}
+
+}  // namespace
+
+int run_bench(const GlobalFlags& g, const BenchFlags& f) {
+  apply_threads(g);
+  const EnvConfig cfg = f.env.to_config();
+  std::vector<int64_t> sizes;
+  if (f.sweep) {
+    RL2_REQUIRE(f.sweep_min >= 1 && f.sweep_max >= f.sweep_min, "--sweep-min/--sweep-max must satisfy 1 <= min <= max");
+    for (int64_t n = f.sweep_min; n <= f.sweep_max; n *= 4) sizes.push_back(n);
+  } else {
+    RL2_REQUIRE(f.trials >= 1, "--trials must be at least 1 (got " + std::to_string(f.trials) + ")");
+    sizes.push_back(f.trials);
+  }
+  std::vector<Device> devices;
+  if (g.device != "cuda") devices.push_back(Device::kCpu);
+  if (g.device == "cuda" || (g.device == "auto" && cuda_probe().usable)) devices.push_back(resolve_device("cuda"));
+  // Fail before printing anything when even the smallest batch cannot run.
+  for (Device d : devices) check_batch_fits(d, cfg, sizes.front());
+  if (g.device == "auto" && !cuda_probe().usable)
+    std::fprintf(stderr, "bench: CUDA skipped: %s\n", cuda_probe().reason.c_str());
+  const int threads = omp_get_max_threads();
+  nlohmann::json out = env_json(cfg);
+  out["seed"] = g.seed;
+  out["cpu_threads"] = threads;
+  out["gpu"] = cuda_probe().usable ? nlohmann::json(cuda_probe().name) : nlohmann::json(nullptr);
+  out["results"] = nlohmann::json::array();
+  std::ostream& human = g.human();
+  human << "env-only throughput, " << cfg.describe() << ", " << cfg.trial_length() << " steps per trial, CPU threads "
+        << threads << (cuda_probe().usable ? ", GPU " + cuda_probe().name : std::string(", no GPU")) << "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-6s %10s %14s %16s\n", "device", "trials", "tasks/s", "env-steps/s");
+  human << line;
+  for (Device d : devices) {
+    double last_cost = 0.0;  // seconds per trial at the previous size (CPU budget estimate)
+    for (int64_t n : sizes) {
+      if (d == Device::kCpu && last_cost * n > f.cpu_budget_s) {
+        std::snprintf(line, sizeof line, "  %-6s %10lld  skipped: about %.0f s, over --cpu-budget %.0f s\n", "cpu",
+                      static_cast<long long>(n), last_cost * n, f.cpu_budget_s);
+        human << line;
+        continue;
+      }
+      try {
+        check_batch_fits(d, cfg, n);
+      } catch (const InputError& e) {
+        human << "  " << device_name(d) << " " << n << " skipped: " << e.what() << "\n";
+        continue;
+      }
+      const BenchPoint p = measure(d, cfg, n, g.seed);
+      const int reps = static_cast<int>(p.steps / (n * cfg.trial_length()));
+      last_cost = (p.reset_s + p.step_s) / reps / static_cast<double>(n) * 52;  // 50 reps + warm-up at most
+      const double tasks_per_s = static_cast<double>(n) * reps / p.reset_s;
+      const double steps_per_s = static_cast<double>(p.steps) / p.step_s;
+      std::snprintf(line, sizeof line, "  %-6s %10lld %14.3e %16.3e\n", device_name(d).c_str(), static_cast<long long>(n),
+                    tasks_per_s, steps_per_s);
+      human << line << std::flush;
+      out["results"].push_back({{"device", device_name(d)},
+                                {"trials", n},
+                                {"repeats", reps},
+                                {"reset_seconds", p.reset_s},
+                                {"step_seconds", p.step_s},
+                                {"tasks_per_s", tasks_per_s},
+                                {"env_steps_per_s", steps_per_s}});
+    }
+  }
+  if (g.json()) std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace rl2

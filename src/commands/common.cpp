@@ -1,0 +1,82 @@
+// Shared flag definitions and output helpers for the commands.
+#include "commands/common.hpp"
+
+#include <omp.h>
+
+#include <iostream>
+
+#include "rl2/core/check.hpp"
+
+namespace rl2 {
+
+std::ostream& GlobalFlags::human() const { return json() ? std::cerr : std::cout; }
+
+void add_global_flags(CLI::App& app, GlobalFlags& g) {
+  app.add_option("--device", g.device, "auto: the GPU when one is usable, else the CPU; cpu; cuda (an error without a GPU)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--seed", g.seed, "seed of every random number (tasks, rewards, actions); same seed, same numbers")
+      ->capture_default_str();
+  app.add_option("--format", g.format, "table: text for people; json: one JSON object on stdout")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  app.add_option("--threads", g.threads, "CPU threads (0: every core)")->check(CLI::Range(0, 4096))->capture_default_str();
+}
+
+void add_env_flags(CLI::App& app, EnvFlags& f) {
+  app.add_option("--env", f.env, "task distribution: bandit | mdp (maze lands later)")->capture_default_str();
+  app.add_option("--arms", f.arms, "bandit: number of arms k (paper: 5, 10, 50)")->capture_default_str();
+  app.add_option("--episodes", f.episodes, "episodes per trial n (bandit: pulls; paper: 10, 100, 500 / 10..100)")
+      ->capture_default_str();
+  app.add_option("--states", f.states, "mdp: number of states (paper: 10)")->capture_default_str();
+  app.add_option("--actions", f.actions, "mdp: number of actions (paper: 5)")->capture_default_str();
+  app.add_option("--horizon", f.horizon, "mdp: steps per episode (paper: 10)")->capture_default_str();
+}
+
+EnvConfig EnvFlags::to_config() const {
+  EnvConfig c;
+  c.kind = parse_env_kind(env);
+  auto narrow = [](int64_t v, const char* name) {
+    RL2_REQUIRE(v >= 1, std::string("--") + name + " must be at least 1 (got " + std::to_string(v) + ")");
+    RL2_REQUIRE(v <= (int64_t{1} << 30), std::string("--") + name + " " + std::to_string(v) + " is absurdly large");
+    return static_cast<int32_t>(v);
+  };
+  if (c.kind == EnvKind::kBandit) {
+    c.bandit = {narrow(arms, "arms"), narrow(episodes, "episodes")};
+  } else {
+    c.mdp = {narrow(states, "states"), narrow(actions, "actions"), narrow(horizon, "horizon"),
+             narrow(episodes, "episodes")};
+  }
+  c.validate();
+  return c;
+}
+
+void apply_threads(const GlobalFlags& g) {
+  if (g.threads > 0) omp_set_num_threads(g.threads);
+}
+
+nlohmann::json env_json(const EnvConfig& cfg) {
+  nlohmann::json j;
+  j["env"] = cfg.name();
+  if (cfg.kind == EnvKind::kBandit) {
+    j["arms"] = cfg.bandit.arms;
+    j["episodes"] = cfg.bandit.episodes;
+  } else {
+    j["states"] = cfg.mdp.states;
+    j["actions"] = cfg.mdp.actions;
+    j["horizon"] = cfg.mdp.horizon;
+    j["episodes"] = cfg.mdp.episodes;
+  }
+  return j;
+}
+
+void require_host_memory(double count, double bytes_each, const std::string& what) {
+  const double need = count * bytes_each;
+  const int64_t avail = host_available_bytes();
+  if (avail <= 0) return;
+  RL2_REQUIRE(need <= 0.9 * static_cast<double>(avail),
+              what + " needs " + format_bytes(need) + " of memory; " + format_bytes(static_cast<double>(avail)) +
+                  " is available");
+}
+
+}  // namespace rl2

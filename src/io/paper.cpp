@@ -1,0 +1,79 @@
+// Parses the embedded CSV tables once and answers cell look-ups.
+#include "rl2/io/paper.hpp"
+
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "rl2/core/check.hpp"
+
+namespace rl2 {
+namespace paper_data {
+extern const std::string_view kTable1Bandits;
+extern const std::string_view kTable2Mdps;
+}  // namespace paper_data
+
+namespace {
+
+// CSV header names -> our policy names.
+std::string column_key(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<std::vector<double>> rows;
+};
+
+Table parse(std::string_view text) {
+  Table t;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) cells.push_back(cell);
+    if (t.columns.empty()) {
+      for (auto& c : cells) t.columns.push_back(column_key(c));
+      continue;
+    }
+    std::vector<double> row;
+    for (auto& c : cells) row.push_back(std::stod(c));
+    RL2_CHECK(row.size() == t.columns.size(), "malformed paper table row: " + line);
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
+std::optional<double> lookup(const Table& t, const std::map<std::string, double>& keys, const std::string& column) {
+  size_t col = t.columns.size();
+  for (size_t c = 0; c < t.columns.size(); ++c)
+    if (t.columns[c] == column) col = c;
+  if (col == t.columns.size()) return std::nullopt;
+  for (const auto& row : t.rows) {
+    bool match = true;
+    for (const auto& [k, v] : keys) {
+      for (size_t c = 0; c < t.columns.size(); ++c)
+        if (t.columns[c] == k && row[c] != v) match = false;
+    }
+    if (match) return row[col];
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<double> paper_value(const EnvConfig& cfg, const std::string& column) {
+  static const Table bandits = parse(paper_data::kTable1Bandits);
+  static const Table mdps = parse(paper_data::kTable2Mdps);
+  if (cfg.kind == EnvKind::kBandit)
+    return lookup(bandits, {{"n", cfg.bandit.episodes}, {"k", cfg.bandit.arms}}, column);
+  if (cfg.mdp.states != 10 || cfg.mdp.actions != 5 || cfg.mdp.horizon != 10) return std::nullopt;
+  return lookup(mdps, {{"n", cfg.mdp.episodes}}, column);
+}
+
+}  // namespace rl2
