@@ -1,0 +1,309 @@
+// Fast float GRU on the CPU (include/rl2/policy/gru.hpp): the product's hot path when no GPU is used.
+// Parallel layout: the B trials are split into one slab per OpenMP thread, and each thread runs the whole
+// time loop on its slab (trials never interact, so there is no synchronisation per step): per step one
+// [b, I] x [I, 3H] and one [b, H] x [H, 3H] single-threaded OpenBLAS GEMM for the gate pre-activations
+// (backward: [b, O] x [O, H] and [b, 3H] x [3H, H] carrying dh back in time), then the gate math of each
+// trial in a vectorised loop. Weight gradients and head outputs are single multi-threaded GEMMs over all
+// T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
+// Equations and the derivation of backward and JVP: gru.hpp and gru_ref.cpp (same gate order r, z, n).
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <climits>
+#include <cmath>
+
+#include "rl2/core/check.hpp"
+#include "rl2/policy/gru.hpp"
+
+namespace rl2 {
+namespace {
+
+// Below this many gate elements per step and thread, a thread costs more than it saves.
+constexpr int64_t kParallelMin = 4096;
+
+// Runs body(b0, b1) on slabs [b0, b1) of the B trials, one slab per OpenMP thread. Trials are independent
+// through time, so each thread runs the whole time loop on its slab with no synchronisation per step;
+// its GEMMs run single-threaded (a pthreads OpenBLAS is set to one thread for the region and restored
+// after; an OpenMP OpenBLAS does that by itself inside a parallel region).
+template <class F>
+void for_slabs(int64_t B, int64_t H, F&& body) {
+  const int64_t min_rows = std::max<int64_t>(1, kParallelMin / H);
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), B / min_rows));
+  if (threads <= 1) {
+    body(int64_t{0}, B);
+    return;
+  }
+  const bool pthreads_blas = openblas_get_parallel() == 1;
+  const int blas_threads = openblas_get_num_threads();
+  if (pthreads_blas) openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
+    body(B * i / n, B * (i + 1) / n);
+  }
+  if (pthreads_blas) openblas_set_num_threads(blas_threads);
+}
+
+// Row-major C [m, n] = op(A) [m, k] op(B) [k, n] + beta C; op transposes when the flag is set.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+// y [n] += column sums of the row-major A [m, n] (leading dimension lda); ones: [m] of 1.
+void add_col_sums(int64_t m, int64_t n, const float* a, int64_t lda, const float* ones, float* y) {
+  cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), static_cast<int>(n), 1.0f, a, static_cast<int>(lda),
+              ones, 1, 1.0f, y, 1);
+}
+
+// exp without a libm call, so the gate loops vectorise (libm's expf and tanhf took a third of the
+// forward's time): x = k ln2 + f with |f| <= ln2/2, exp(f) by Cephes' expf polynomial, 2^k through the
+// exponent bits; relative error below 1e-7 on [-87, 87]. |x| is first clamped to 87 on the bit pattern
+// (an integer min: a float compare would put a branch in the loop), where σ and tanh have long saturated
+// and 2^k stays a normal float; adding x − x (0 when finite) turns NaN and ±inf inputs into NaN.
+inline float exp_approx(float x) {
+  constexpr float kRound = 12582912.0f;    // 1.5 * 2^23: adding it rounds to an integer in the low bits
+  constexpr uint32_t kMaxMag = 0x42ae0000;  // 87.0f
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const float xc = std::bit_cast<float>(std::min(bits & 0x7fffffffu, kMaxMag) | (bits & 0x80000000u));
+  const float t = xc * 1.44269504088896341f + kRound;
+  const float k = t - kRound;
+  const float f = (xc - k * 0.693359375f) - k * -2.12194440e-4f;  // ln2 split so k * hi is exact
+  float p = 1.9875691500e-4f;
+  p = p * f + 1.3981999507e-3f;
+  p = p * f + 8.3334519073e-3f;
+  p = p * f + 4.1665795894e-2f;
+  p = p * f + 1.6666665459e-1f;
+  p = p * f + 5.0000001201e-1f;
+  const float e = p * f * f + f + 1.0f;
+  const int32_t ki = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  return e * std::bit_cast<float>((ki + 127) << 23) + (x - x);
+}
+inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
+// tanh a = 2σ(2a) − 1: absolute error ~1e-7 (relative error grows only where tanh itself is ~0).
+inline float tanh_approx(float a) { return 2.0f / (1.0f + exp_approx(-2.0f * a)) - 1.0f; }
+
+struct Tensors {
+  const float *w_ih, *w_hh, *b_ih, *b_hh, *head_w, *head_b;
+  Tensors(const GruShape& s, const float* p) {
+    const GruLayout l = gru_layout(s);
+    w_ih = p + l.weight_ih;
+    w_hh = p + l.weight_hh;
+    b_ih = p + l.bias_ih;
+    b_hh = p + l.bias_hh;
+    head_w = p + l.head_w;
+    head_b = p + l.head_b;
+  }
+};
+
+float* work(std::vector<float>& w, int64_t n) {
+  if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));
+  return w.data();
+}
+
+void check_sizes(int64_t T, int64_t B) {
+  RL2_CHECK(T >= 0 && B >= 0, "GRU: negative size");
+  RL2_CHECK(T * B <= INT_MAX, "GRU: T * B rows exceed what one BLAS call takes");
+}
+
+// The element-wise kernels below handle one trial's H units; __restrict lets the compiler vectorise them.
+
+// Forward gates of one trial. gi, gh: [3H] = W_ih x, W_hh h (no biases); b_ih, b_hh: [3H];
+// h, h_next: [H]; r, z, n, hn: [H] kept for backward when kKeep (the rollout step keeps nothing).
+template <bool kKeep>
+void forward_row(int64_t H, const float* __restrict gi, const float* __restrict gh, const float* __restrict b_ih,
+                 const float* __restrict b_hh, const float* __restrict h, float* __restrict h_next,
+                 float* __restrict r, float* __restrict z, float* __restrict n, float* __restrict hn) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float rj = sigmoid(gi[j] + b_ih[j] + gh[j] + b_hh[j]);
+    const float zj = sigmoid(gi[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j]);
+    const float hnj = gh[2 * H + j] + b_hh[2 * H + j];
+    const float nj = tanh_approx(gi[2 * H + j] + b_ih[2 * H + j] + rj * hnj);
+    h_next[j] = (1.0f - zj) * nj + zj * h[j];
+    if constexpr (kKeep) {
+      r[j] = rj;
+      z[j] = zj;
+      n[j] = nj;
+      hn[j] = hnj;
+    }
+  }
+}
+
+// Backward through the gates of one trial. dh: [H], in: gradient reaching h', out: dh ⊙ z (the direct
+// path to h; the caller adds W_hhᵀ dg). dg: [3H] = [da_r, da_z, dhn] (hidden side); da_n: [H].
+void backward_row(int64_t H, float* __restrict dh, const float* __restrict h, const float* __restrict r,
+                  const float* __restrict z, const float* __restrict n, const float* __restrict hn,
+                  float* __restrict dg, float* __restrict da_n) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float dz = dh[j] * (h[j] - n[j]);
+    const float dan = dh[j] * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+    dg[j] = dan * hn[j] * r[j] * (1.0f - r[j]);
+    dg[H + j] = dz * z[j] * (1.0f - z[j]);
+    dg[2 * H + j] = dan * r[j];
+    da_n[j] = dan;
+    dh[j] *= z[j];
+  }
+}
+
+// Tangent of one trial's step. tgi: [3H] = V_ih x; tgh: [3H] = V_hh h + W_hh th; vb_ih, vb_hh: [3H] bias
+// directions; h, r, z, n, hn: [H] from the forward; th, th_next: [H] tangents of h and h'.
+void jvp_row(int64_t H, const float* __restrict tgi, const float* __restrict tgh, const float* __restrict vb_ih,
+             const float* __restrict vb_hh, const float* __restrict h, const float* __restrict r,
+             const float* __restrict z, const float* __restrict n, const float* __restrict hn,
+             const float* __restrict th, float* __restrict th_next) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float tr = r[j] * (1.0f - r[j]) * (tgi[j] + vb_ih[j] + tgh[j] + vb_hh[j]);
+    const float tz = z[j] * (1.0f - z[j]) * (tgi[H + j] + vb_ih[H + j] + tgh[H + j] + vb_hh[H + j]);
+    const float thn = tgh[2 * H + j] + vb_hh[2 * H + j];
+    const float tn = (1.0f - n[j] * n[j]) * (tgi[2 * H + j] + vb_ih[2 * H + j] + tr * hn[j] + r[j] * thn);
+    th_next[j] = tz * (h[j] - n[j]) + (1.0f - z[j]) * tn + z[j] * th[j];
+  }
+}
+
+// out [rows, O] = h [rows, H] head_wᵀ + head_b.
+void head_rows(int64_t rows, int64_t H, int64_t O, const float* head_w, const float* head_b, const float* h,
+               float* out) {
+  for (int64_t i = 0; i < rows; ++i) std::copy(head_b, head_b + O, out + i * O);
+  gemm(false, true, rows, O, H, h, H, head_w, H, 1.0f, out, O);
+}
+
+}  // namespace
+
+void gru_forward(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, GruCache<float>& c,
+                 float* out) {
+  check_sizes(T, B);
+  const Tensors p(s, params);
+  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H;
+  c.resize(s, T, B);
+  std::fill(c.h.begin(), c.h.begin() + BH, 0.0f);
+  if (T == 0 || B == 0) return;
+  float* gi = work(c.work, 2 * B * G);  // [B, 3H]
+  float* gh = gi + B * G;               // [B, 3H]
+  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+    const int64_t m = b1 - b0;
+    float* gis = gi + b0 * G;
+    float* ghs = gh + b0 * G;
+    for (int64_t t = 0; t < T; ++t) {
+      gemm(false, true, m, G, I, x + (t * B + b0) * I, I, p.w_ih, I, 0.0f, gis, G);
+      if (t == 0) {
+        std::fill(ghs, ghs + m * G, 0.0f);  // h_0 = 0
+      } else {
+        gemm(false, true, m, G, H, c.h.data() + t * BH + b0 * H, H, p.w_hh, H, 0.0f, ghs, G);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t e = t * BH + b * H;  // trial b at step t in the [T, B, H] tensors
+        forward_row<true>(H, gi + b * G, gh + b * G, p.b_ih, p.b_hh, c.h.data() + e, c.h.data() + BH + e,
+                          c.r.data() + e, c.z.data() + e, c.n.data() + e, c.hn.data() + e);
+      }
+    }
+  });
+  head_rows(T * B, H, O, p.head_w, p.head_b, c.h.data() + BH, out);
+}
+
+void gru_backward(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B,
+                  const GruCache<float>& c, const float* d_out, float* d_params, float* d_x) {
+  check_sizes(T, B);
+  RL2_CHECK(c.T == T && c.B == B, "gru_backward: cache is from another forward");
+  if (T == 0 || B == 0) return;
+  const Tensors p(s, params);
+  const GruLayout l = gru_layout(s);
+  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H, TB = T * B;
+  float* dh = work(c.work, BH + TB * G + TB * H + TB);  // gradient reaching h[t+1]: [B, H]
+  float* dgh = dh + BH;       // hidden-side gate grads [da_r, da_z, dhn]: [T, B, 3H]
+  float* dan = dgh + TB * G;  // da_n (input side of the n gate): [T, B, H]
+  float* ones = dan + TB * H; // [T·B]
+  std::fill(dh, dh + BH, 0.0f);
+  std::fill(ones, ones + TB, 1.0f);
+  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+    const int64_t m = b1 - b0;
+    float* dhs = dh + b0 * H;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      float* dgs = dgh + (t * B + b0) * G;
+      gemm(false, false, m, H, O, d_out + (t * B + b0) * O, O, p.head_w, H, 1.0f, dhs, H);  // dh += d_out_t head_w
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t e = t * BH + b * H;
+        backward_row(H, dh + b * H, c.h.data() + e, c.r.data() + e, c.z.data() + e, c.n.data() + e,
+                     c.hn.data() + e, dgh + (t * B + b) * G, dan + e);
+      }
+      if (t > 0) gemm(false, false, m, H, G, dgs, G, p.w_hh, H, 1.0f, dhs, H);  // dh += dgh_t W_hh
+    }
+  });
+  float* g = d_params;
+  gemm(true, false, G, H, TB, dgh, G, c.h.data(), H, 1.0f, g + l.weight_hh, H);        // += dghᵀ h[0..T)
+  gemm(true, false, 2 * H, I, TB, dgh, G, x, I, 1.0f, g + l.weight_ih, I);             // r, z rows
+  gemm(true, false, H, I, TB, dan, H, x, I, 1.0f, g + l.weight_ih + 2 * H * I, I);     // n rows
+  gemm(true, false, O, H, TB, d_out, O, c.h.data() + BH, H, 1.0f, g + l.head_w, H);    // += d_outᵀ h[1..T]
+  add_col_sums(TB, G, dgh, G, ones, g + l.bias_hh);
+  add_col_sums(TB, 2 * H, dgh, G, ones, g + l.bias_ih);
+  add_col_sums(TB, H, dan, H, ones, g + l.bias_ih + 2 * H);
+  add_col_sums(TB, O, d_out, O, ones, g + l.head_b);
+  if (d_x) {
+    gemm(false, false, TB, I, 2 * H, dgh, G, p.w_ih, I, 0.0f, d_x, I);
+    gemm(false, false, TB, I, H, dan, H, p.w_ih + 2 * H * I, I, 1.0f, d_x, I);
+  }
+}
+
+void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, const GruCache<float>& c,
+             const float* v, float* d_out) {
+  check_sizes(T, B);
+  RL2_CHECK(c.T == T && c.B == B, "gru_jvp: cache is from another forward");
+  if (T == 0 || B == 0) return;
+  const Tensors p(s, params);
+  const Tensors dv(s, v);
+  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H;
+  float* tgi = work(c.work, 2 * B * G + BH + T * BH);  // x V_ihᵀ: [B, 3H]
+  float* tgh = tgi + B * G;                            // h V_hhᵀ + th W_hhᵀ: [B, 3H]
+  float* zeros = tgh + B * G;                          // tangent of h[0]: [B, H]
+  float* th = zeros + BH;                              // tangents of h[1..T]: [T, B, H]
+  std::fill(zeros, zeros + BH, 0.0f);
+  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+    const int64_t m = b1 - b0;
+    float* tgis = tgi + b0 * G;
+    float* tghs = tgh + b0 * G;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* th_prev = t > 0 ? th + (t - 1) * BH : zeros;
+      gemm(false, true, m, G, I, x + (t * B + b0) * I, I, dv.w_ih, I, 0.0f, tgis, G);
+      if (t == 0) {
+        std::fill(tghs, tghs + m * G, 0.0f);
+      } else {
+        gemm(false, true, m, G, H, c.h.data() + t * BH + b0 * H, H, dv.w_hh, H, 0.0f, tghs, G);
+        gemm(false, true, m, G, H, th_prev + b0 * H, H, p.w_hh, H, 1.0f, tghs, G);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t e = t * BH + b * H;
+        jvp_row(H, tgi + b * G, tgh + b * G, dv.b_ih, dv.b_hh, c.h.data() + e, c.r.data() + e, c.z.data() + e,
+                c.n.data() + e, c.hn.data() + e, th_prev + b * H, th + e);
+      }
+    }
+  });
+  const int64_t TB = T * B;
+  head_rows(TB, H, O, dv.head_w, dv.head_b, c.h.data() + BH, d_out);  // V_Hw h' + v_Hb
+  gemm(false, true, TB, O, H, th, H, p.head_w, H, 1.0f, d_out, O);    // + H_w th'
+}
+
+void gru_step(const GruShape& s, const float* params, const float* x, const float* h, int64_t B, float* h_next,
+              float* out) {
+  check_sizes(1, B);
+  if (B == 0) return;
+  const Tensors p(s, params);
+  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H;
+  thread_local std::vector<float> scratch;
+  float* gi = work(scratch, 2 * B * G);  // [B, 3H]
+  float* gh = gi + B * G;                // [B, 3H]
+  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+    const int64_t m = b1 - b0;
+    gemm(false, true, m, G, I, x + b0 * I, I, p.w_ih, I, 0.0f, gi + b0 * G, G);
+    gemm(false, true, m, G, H, h + b0 * H, H, p.w_hh, H, 0.0f, gh + b0 * G, G);
+    for (int64_t b = b0; b < b1; ++b) {
+      forward_row<false>(H, gi + b * G, gh + b * G, p.b_ih, p.b_hh, h + b * H, h_next + b * H, nullptr, nullptr,
+                         nullptr, nullptr);
+    }
+  });
+  head_rows(B, H, O, p.head_w, p.head_b, h_next, out);
+}
+
+}  // namespace rl2
