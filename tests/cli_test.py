@@ -49,7 +49,16 @@ class Errors(unittest.TestCase):
         self.assert_one_line_error(["baselines", "--format", "xml"], "--format")
         self.assert_one_line_error(["baselines", "--device", "tpu"], "--device")
         self.assert_one_line_error(["--env", "maze"], "maze")
-        self.assert_one_line_error(["train"], "not available yet")
+        self.assert_one_line_error(["render"], "not available yet")
+        self.assert_one_line_error(["train", "--hidden", "0"], "--hidden")
+        self.assert_one_line_error(["train", "--max-kl", "-1"], "--max-kl")
+        self.assert_one_line_error(["train", "--algo", "sac"], "--algo")
+        self.assert_one_line_error(["train", "--device", "cuda"] if not gpu_usable() else ["train", "--gamma", "2"],
+                                   "GPU" if not gpu_usable() else "--gamma")
+        self.assert_one_line_error(["eval"], "--checkpoint")
+        self.assert_one_line_error(["eval", "--checkpoint", "/nonexistent/run"], "/nonexistent/run")
+        self.assert_one_line_error(["export", "--checkpoint", "/nonexistent/run", "--out", "x.safetensors"],
+                                   "/nonexistent/run")
 
     def test_absurd_sizes_say_what_they_need(self):
         self.assert_one_line_error(
@@ -140,11 +149,64 @@ class Outputs(unittest.TestCase):
         self.assertEqual(len(cpu), 1)
         self.assertGreater(cpu[0]["env_steps_per_s"], 0)
 
-    def test_bare_command_runs_the_default_job(self):
-        p = run("--instances", "40", "--format", "json", check_rc=0)
-        out = json.loads(p.stdout)
-        self.assertEqual((out["env"], out["arms"], out["episodes"]), ("bandit", 5, 10))
-        self.assertIn("device:", p.stderr)
+    def test_bare_command_trains_then_compares_with_baselines(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = run("--iterations", "2", "--steps-per-iter", "200", "--hidden", "16", "--instances", "40",
+                    "--out", os.path.join(d, "run"), "--format", "json", check_rc=0)
+            out = json.loads(p.stdout)
+            self.assertEqual((out["rl2"]["env"], out["rl2"]["arms"], out["rl2"]["episodes"]), ("bandit", 5, 10))
+            self.assertEqual(out["rl2"]["instances"], 40)
+            self.assertEqual(out["baselines"]["results"][0]["policy"], "rl2")
+            self.assertEqual(len(out["baselines"]["results"]), 8)
+            self.assertIn("device:", p.stderr)
+
+
+class Training(unittest.TestCase):
+    TINY = ["--env", "mdp", "--states", "3", "--actions", "2", "--horizon", "2", "--episodes", "2",
+            "--hidden", "8", "--steps-per-iter", "80"]
+
+    def test_train_eval_export_resume(self):
+        with tempfile.TemporaryDirectory() as d:
+            rundir = os.path.join(d, "run")
+            run("train", *self.TINY, "--iterations", "2", "--out", rundir, check_rc=0)
+            for f in ["run.json", "config.toml", "metrics.jsonl", "checkpoint.safetensors", "policy.safetensors"]:
+                self.assertTrue(os.path.exists(os.path.join(rundir, f)), f)
+            with open(os.path.join(rundir, "metrics.jsonl")) as f:
+                lines = [json.loads(l) for l in f]
+            self.assertEqual([l["iteration"] for l in lines], [1, 2])
+            for key in ["env_steps", "env_steps_per_s", "mean_return", "kl", "surrogate_gain", "entropy",
+                        "explained_variance", "line_search_steps", "wall_time"]:
+                self.assertIn(key, lines[0])
+            # The same directory again is refused; --resume continues it.
+            p = run("train", *self.TINY, "--iterations", "2", "--out", rundir)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--resume", p.stderr)
+            run("train", "--resume", rundir, "--iterations", "3", check_rc=0)
+            with open(os.path.join(rundir, "metrics.jsonl")) as f:
+                self.assertEqual([json.loads(l)["iteration"] for l in f], [1, 2, 3])
+            a = json.loads(run("eval", "--checkpoint", rundir, "--instances", "30", "--format", "json",
+                               check_rc=0).stdout)
+            b = json.loads(run("eval", "--checkpoint", os.path.join(rundir, "policy.safetensors"),
+                               "--instances", "30", "--format", "json", check_rc=0).stdout)
+            for key in ["env", "policy", "instances", "episodes", "mean", "stderr"]:
+                self.assertIn(key, a)
+            self.assertEqual((a["policy"], a["instances"], a["episodes"]), ("rl2", 30, 2))
+            self.assertEqual(a["mean"], b["mean"])  # same weights, same evaluation instances
+            out = os.path.join(d, "p.safetensors")
+            run("export", "--checkpoint", rundir, "--out", out, check_rc=0)
+            with open(out, "rb") as f:
+                blob = f.read()
+            n = int.from_bytes(blob[:8], "little")
+            header = json.loads(blob[8:8 + n])
+            self.assertEqual(header["__metadata__"]["format"], "rl2-cuda/1")
+            self.assertEqual(header["policy.gru.weight_hh_l0"]["shape"], [24, 8])
+            # A corrupt checkpoint is a one-line error, not a crash.
+            bad = os.path.join(d, "bad.safetensors")
+            with open(bad, "wb") as f:
+                f.write(blob[: len(blob) // 2])
+            p = run("eval", "--checkpoint", bad)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 1, p.stderr)
 
 
 if __name__ == "__main__":

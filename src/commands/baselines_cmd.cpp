@@ -8,12 +8,13 @@
 #include "rl2/core/check.hpp"
 #include "rl2/io/paper.hpp"
 #include "rl2/stats/stats.hpp"
+#include "rl2/train/run.hpp"
 
 namespace rl2 {
 namespace {
 
 nlohmann::json result_json(const EnvConfig& cfg, const BaselineResult& r, const BaselineOptions& opt, uint64_t seed) {
-  nlohmann::json j = env_json(cfg);
+  nlohmann::json j = env_to_json(cfg);
   j["policy"] = r.policy;
   j["instances"] = opt.instances;
   j["tune_instances"] = opt.tune_instances;
@@ -44,7 +45,7 @@ std::string hyper_text(const BaselineResult& r) {
 
 }  // namespace
 
-int run_baselines(const GlobalFlags& g, const BaselinesFlags& f) {
+int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vector<double>* rl2_totals) {
   apply_threads(g);
   const EnvConfig cfg = f.env.to_config();
   RL2_REQUIRE(f.instances >= 1, "--instances must be at least 1 (got " + std::to_string(f.instances) + ")");
@@ -76,6 +77,15 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f) {
     std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ± %.3f  %s  (%.1f s)\n", i + 1, names.size(), r.policy.c_str(), r.mean,
                  r.stderr_, hyper_text(r).c_str(), r.seconds);
   }
+  if (rl2_totals) {
+    BaselineResult r;
+    r.policy = "rl2";
+    r.totals = *rl2_totals;
+    const MeanStderr ms = mean_stderr(r.totals);
+    r.mean = ms.mean;
+    r.stderr_ = ms.stderr_;
+    results.insert(results.begin(), r);
+  }
   std::vector<std::vector<double>> samples;
   for (const auto& r : results) samples.push_back(r.totals);
   const std::vector<bool> marks = results.size() > 1 && opt.instances >= 2 ? mark_not_worse_than_best(samples)
@@ -85,7 +95,7 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f) {
     if (results.size() == 1) {
       std::cout << result_json(cfg, results[0], opt, g.seed).dump() << "\n";
     } else {
-      nlohmann::json out = env_json(cfg);
+      nlohmann::json out = env_to_json(cfg);
       out["policy"] = "all";
       out["instances"] = opt.instances;
       out["tune_instances"] = opt.tune_instances;

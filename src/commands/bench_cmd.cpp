@@ -13,6 +13,7 @@
 #include "rl2/core/check.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
+#include "rl2/train/run.hpp"
 
 namespace rl2 {
 namespace {
@@ -76,7 +77,7 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
   if (g.device == "auto" && !cuda_probe().usable)
     std::fprintf(stderr, "bench: CUDA skipped: %s\n", cuda_probe().reason.c_str());
   const int threads = omp_get_max_threads();
-  nlohmann::json out = env_json(cfg);
+  nlohmann::json out = env_to_json(cfg);
   out["seed"] = g.seed;
   out["cpu_threads"] = threads;
   out["gpu"] = cuda_probe().usable ? nlohmann::json(cuda_probe().name) : nlohmann::json(nullptr);

@@ -11,7 +11,10 @@ namespace rl2 {
 namespace {
 
 constexpr const char* kFooter = R"(Examples:
-  rl2-cuda                                     default job: bandits k=5, n=10
+  rl2-cuda                                     default job: train RL² on bandits k=5, n=10, evaluate
+  rl2-cuda train --env mdp --episodes 10 --out runs/mdp10
+  rl2-cuda eval --checkpoint runs/mdp10 --instances 1000 --format json
+  rl2-cuda export --checkpoint runs/mdp10 --format safetensors --out policy.safetensors
   rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
   rl2-cuda baselines --env mdp --episodes 25 --policy ucrl2 --format json
   rl2-cuda bench --env bandit --arms 5 --episodes 10 --sweep
@@ -24,9 +27,7 @@ Config files (--config run.toml) hold flags by name; flags of a subcommand go un
 Unknown keys are an error. Global flags (--device --seed --format --threads --config) may also follow
 the subcommand. Run `rl2-cuda <command> --help` for each command's flags.)";
 
-// What the bare command and the not-yet-built commands say until the trainer issues land.
-constexpr const char* kNoTrainer =
-    "RL² training is not in this build yet (it lands with the CPU-trainer issue, see docs/roadmap.md)";
+constexpr const char* kNoMaze = "the maze and its renderer land with the maze issue (docs/roadmap.md)";
 
 }  // namespace
 
@@ -43,9 +44,25 @@ int run_cli(int argc, char** argv) {
 
   GlobalFlags g;
   add_global_flags(app, g);
-  BaselinesFlags bare;  // the bare command's task flags (train + eval's, once training exists)
-  add_env_flags(app, bare.env);
-  app.add_option("--instances", bare.instances, "held-out evaluation instances")->capture_default_str();
+  TrainFlags bare;  // the bare command: train, then evaluate beside the baselines
+  add_train_flags(app, bare);
+  int64_t bare_instances = 1000;
+  app.add_option("--instances", bare_instances, "held-out evaluation instances")->capture_default_str();
+
+  CLI::App* train = app.add_subcommand("train", "train RL² (TRPO on a GRU policy) and export the policy");
+  TrainFlags tf;
+  add_train_flags(*train, tf);
+
+  CLI::App* eval = app.add_subcommand("eval", "evaluate a trained policy on held-out instances (disjoint seed stream)");
+  EvalFlags ef;
+  eval->add_option("--checkpoint", ef.checkpoint, "run directory or .safetensors file")->required();
+  eval->add_option("--instances", ef.instances, "held-out evaluation instances")->capture_default_str();
+
+  CLI::App* exp = app.add_subcommand("export", "export a trained policy and baseline as safetensors (torch.nn.GRU names)");
+  ExportFlags xf;
+  exp->add_option("--checkpoint", xf.checkpoint, "run directory or .safetensors file")->required();
+  exp->add_option("--format", xf.format, "safetensors")->capture_default_str();
+  exp->add_option("--out", xf.out, "output file")->required();
 
   CLI::App* base = app.add_subcommand("baselines", "classical policies of the paper's Tables 1 and 2, tuned by grid search");
   BaselinesFlags bf;
@@ -72,10 +89,7 @@ int run_cli(int argc, char** argv) {
   CLI::App* info = app.add_subcommand("info", "version, build flags, CUDA/cuDNN at build time, devices at run time");
 
   std::vector<CLI::App*> later;
-  for (auto [name, what] : {std::pair{"train", "train RL² (TRPO on a GRU policy)"},
-                            std::pair{"eval", "evaluate a trained checkpoint on held-out instances"},
-                            std::pair{"export", "export trained weights (safetensors)"},
-                            std::pair{"render", "render maze views to PNG"}}) {
+  for (auto [name, what] : {std::pair{"render", "render maze views to PNG"}}) {
     CLI::App* sub = app.add_subcommand(name, std::string(what) + " [not available yet]");
     sub->allow_extras();
     later.push_back(sub);
@@ -93,20 +107,25 @@ int run_cli(int argc, char** argv) {
     if (*base) return run_baselines(g, bf);
     if (*bench) return run_bench(g, bn);
     if (*info) return run_info(g);
+    const std::string resolved = app.config_to_str(true, false);
+    if (*train) {
+      tf.seed = g.seed;
+      return run_train(g, tf, resolved);
+    }
+    if (*eval) {
+      ef.seed_given = app.count("--seed") > 0;
+      return run_eval(g, ef);
+    }
+    if (*exp) return run_export(g, xf);
     for (CLI::App* sub : later) {
       if (*sub) {
-        std::cerr << "rl2-cuda: error: '" << sub->get_name() << "' is not available yet: " << kNoTrainer
-                  << "; `rl2-cuda baselines` works today\n";
+        std::cerr << "rl2-cuda: error: '" << sub->get_name() << "' is not available yet: " << kNoMaze << "\n";
         return 2;
       }
     }
-    // The default job. Until training exists it shows the setting's classical baselines.
-    const EnvConfig cfg = bare.env.to_config();
-    std::string note;
-    resolve_device(g.device, &note);
-    g.human() << note << "\n";
-    g.human() << "note: " << kNoTrainer << "; showing the classical baselines for " << cfg.describe() << "\n";
-    return run_baselines(g, bare);
+    // The default job: train on the given setting, evaluate, and compare with the classical baselines.
+    bare.seed = g.seed;
+    return run_default_job(g, bare, bare_instances, resolved);
   } catch (const InputError& e) {
     std::cerr << "rl2-cuda: error: " << e.what() << "\n";
     return 2;

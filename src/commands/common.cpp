@@ -55,21 +55,6 @@ void apply_threads(const GlobalFlags& g) {
   if (g.threads > 0) omp_set_num_threads(g.threads);
 }
 
-nlohmann::json env_json(const EnvConfig& cfg) {
-  nlohmann::json j;
-  j["env"] = cfg.name();
-  if (cfg.kind == EnvKind::kBandit) {
-    j["arms"] = cfg.bandit.arms;
-    j["episodes"] = cfg.bandit.episodes;
-  } else {
-    j["states"] = cfg.mdp.states;
-    j["actions"] = cfg.mdp.actions;
-    j["horizon"] = cfg.mdp.horizon;
-    j["episodes"] = cfg.mdp.episodes;
-  }
-  return j;
-}
-
 void require_host_memory(double count, double bytes_each, const std::string& what) {
   const double need = count * bytes_each;
   const int64_t avail = host_available_bytes();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <climits>
 #include <cstdint>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
+#include "rl2/train/learner.hpp"
 
 namespace rl2 {
 
@@ -38,8 +40,6 @@ void add_global_flags(CLI::App& app, GlobalFlags& g);
 void add_env_flags(CLI::App& app, EnvFlags& f);
 // Applies --threads to OpenMP.
 void apply_threads(const GlobalFlags& g);
-// JSON description of an env setting: {"env": ..., "arms"/"states"...}.
-nlohmann::json env_json(const EnvConfig& cfg);
 // Throws InputError when `count` items of `bytes_each` would not fit in host memory.
 void require_host_memory(double count, double bytes_each, const std::string& what);
 
@@ -49,7 +49,9 @@ struct BaselinesFlags {
   int64_t instances = 1000;
   int64_t tune_instances = -1;  // -1: as many as --instances
 };
-int run_baselines(const GlobalFlags& g, const BaselinesFlags& f);
+// With rl2_totals (per-instance totals of a trained RL² policy on the same evaluation instances), the
+// table gains an RL² row that takes part in the significance marking.
+int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vector<double>* rl2_totals = nullptr);
 
 struct BenchFlags {
   EnvFlags env;
@@ -62,5 +64,42 @@ struct BenchFlags {
 int run_bench(const GlobalFlags& g, const BenchFlags& f);
 
 int run_info(const GlobalFlags& g);
+
+// Training flags; kUnset means "not given: the default for this env and device".
+struct TrainFlags {
+  static constexpr int64_t kUnset = INT64_MIN;
+  EnvFlags env;
+  int64_t iterations = kUnset;
+  int64_t steps_per_iter = kUnset;
+  int64_t hidden = kUnset;
+  std::string algo = "trpo";
+  double max_kl = 0.01;
+  double gamma = 0.99;
+  double gae_lambda = 0.3;
+  double cg_damping = 0.01;
+  int64_t cg_iters = 10;
+  std::string out;
+  std::string resume;
+  int64_t checkpoint_every = 1;
+  uint64_t seed = 1;  // filled from --seed
+  TrainConfig to_config(Device device) const;
+};
+void add_train_flags(CLI::App& app, TrainFlags& f);
+int run_train(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml);
+int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances, const std::string& config_toml);
+
+struct EvalFlags {
+  std::string checkpoint;
+  int64_t instances = 1000;
+  bool seed_given = false;
+};
+int run_eval(const GlobalFlags& g, const EvalFlags& f);
+
+struct ExportFlags {
+  std::string checkpoint;
+  std::string format = "safetensors";
+  std::string out;
+};
+int run_export(const GlobalFlags& g, const ExportFlags& f);
 
 }  // namespace rl2

@@ -31,6 +31,8 @@ enum class Purpose : uint32_t {
   kTransition = 3,  // next-state draw at a step
   kAction = 4,      // the learned policy's action sample at a step
   kBaseline = 5,    // a classical baseline's own randomness at a step (ties, posterior samples)
+  kShuffle = 6,     // the trainer's minibatch order (trial = iteration, step = epoch)
+  kInit = 16,       // parameter initialisation (kInit + which network)
 };
 
 constexpr uint32_t kMaxBlocks = uint32_t{1} << 24;  // blocks of 4 words per (trial, step, purpose)

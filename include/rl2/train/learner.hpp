@@ -1,0 +1,76 @@
+// What one RL² training run is (TrainConfig), what an iteration reports (IterationStats), the
+// resumable state (TrainState), and the Learner: the one place where the CPU and CUDA backends differ
+// (a pimpl at the CPU/CUDA boundary). The algorithms inside (GAE, CG, TRPO) are shared templates.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rl2/algo/trpo.hpp"
+#include "rl2/core/device.hpp"
+#include "rl2/env/env.hpp"
+#include "rl2/policy/policy.hpp"
+
+namespace rl2 {
+
+struct TrainConfig {
+  EnvConfig env;
+  int32_t hidden = 256;
+  int64_t iterations = 50;
+  int64_t steps_per_iter = 20000;  // split into whole trials: max(1, steps / trial_length) trials
+  std::string algo = "trpo";
+  TrpoConfig trpo;
+  double gamma = 0.99;
+  double gae_lambda = 0.3;
+  int32_t baseline_epochs = 3;       // Adam passes over the batch per iteration
+  int32_t baseline_minibatches = 4;  // minibatches (of whole trials) per pass
+  double baseline_lr = 1e-3;
+  uint64_t seed = 1;
+
+  int64_t trials_per_iter() const;
+  InputLayout input_layout() const;
+  void validate() const;  // InputError for impossible values
+};
+
+struct IterationStats {
+  int64_t iteration = 0;     // 0-based index of this iteration
+  int64_t env_steps = 0;     // steps in this iteration's batch
+  double mean_return = 0.0;  // mean total reward per trial in the batch
+  double entropy = 0.0;      // mean policy entropy (nats) over the batch's steps
+  double explained_variance = 0.0;  // of the baseline's values on the batch's returns, before its fit
+  double baseline_loss = 0.0;       // mean squared error (normalised targets) after the fit
+  double rollout_mismatch = 0.0;    // max |log pi training path - log pi rollout| at theta_old
+  TrpoStats trpo;
+  double seconds_rollout = 0.0, seconds_policy = 0.0, seconds_baseline = 0.0;
+};
+
+// Everything a run needs to continue exactly where it stopped.
+struct TrainState {
+  int64_t iteration = 0;  // iterations completed
+  std::vector<float> policy;    // flat GRU + head parameters (gru.hpp layout)
+  std::vector<float> baseline;  // same layout with a 1-unit head
+  std::vector<float> adam_m, adam_v;  // the baseline's Adam moments
+  int64_t adam_t = 0;
+  double return_mean = 0.0, return_std = 1.0;  // the baseline's target normaliser
+  int32_t nonfinite_in_a_row = 0;
+  double elapsed_seconds = 0.0;  // training wall time so far (for metrics; not part of the math)
+};
+
+class Learner {
+ public:
+  virtual ~Learner() = default;
+  // Runs iteration `state().iteration`: rollout, advantages, TRPO step, baseline fit; advances the state.
+  virtual IterationStats iterate() = 0;
+  // Total reward of each of `instances` trials (ids first_trial + i) under the stochastic policy.
+  virtual std::vector<double> evaluate(int64_t instances, uint64_t first_trial) = 0;
+  virtual const TrainState& state() const = 0;
+  virtual void set_state(const TrainState& s) = 0;  // throws InputError if shapes do not match
+  virtual Device device() const = 0;
+};
+
+std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
+std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
+
+}  // namespace rl2

@@ -1,0 +1,49 @@
+// A training run on disk (DESIGN.md sections 1 and 7): DIR/run.json (the resolved TrainConfig),
+// DIR/config.toml (the command line's resolved flags), DIR/metrics.jsonl (one line per iteration),
+// DIR/checkpoint.safetensors (networks + trainer state, replaced atomically) and DIR/policy.safetensors
+// (the export). Checkpoints and exports name tensors as torch.nn.GRU does.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "rl2/io/safetensors.hpp"
+#include "rl2/train/learner.hpp"
+
+namespace rl2 {
+
+nlohmann::json env_to_json(const EnvConfig& cfg);
+EnvConfig env_from_json(const nlohmann::json& j);  // InputError if malformed
+nlohmann::json config_to_json(const TrainConfig& cfg);
+TrainConfig config_from_json(const nlohmann::json& j);  // InputError if malformed
+
+// policy.gru.weight_ih_l0 [3H, I] ... policy.head.bias [A], baseline.* with a [1, H] head.
+std::vector<TensorF32> network_tensors(const TrainConfig& cfg, const TrainState& st);
+// __metadata__ of exports and checkpoints: format rl2-cuda/1, env, input layout, config.
+std::map<std::string, std::string> network_metadata(const TrainConfig& cfg);
+
+void save_checkpoint(const std::string& path, const TrainConfig& cfg, const TrainState& st);
+void export_policy(const std::string& path, const TrainConfig& cfg, const TrainState& st);
+
+struct LoadedRun {
+  TrainConfig cfg;
+  TrainState state;
+  std::string source;  // the file the networks came from
+};
+// From a run directory (its checkpoint) or a checkpoint/export file; InputError when missing or invalid.
+LoadedRun load_run(const std::string& dir_or_file);
+
+struct RunOptions {
+  std::string dir;               // run directory (created if missing)
+  std::string config_toml;       // written to DIR/config.toml when non-empty
+  int64_t checkpoint_every = 1;  // iterations between checkpoints (and always at the end)
+  int32_t max_nonfinite = 3;     // stop after this many non-finite iterations in a row
+};
+
+// Trains from learner.state() up to cfg.iterations, appending to metrics.jsonl and checkpointing.
+// Progress goes to `log`: a rewritten line on a terminal, periodic plain lines otherwise.
+void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, std::ostream& log, bool tty);
+
+}  // namespace rl2

@@ -1,0 +1,222 @@
+// `rl2-cuda train`, `eval`, `export`, and the bare default job (train, then evaluate beside the
+// classical baselines of the same setting). Defaults per device keep the CPU default run useful on a
+// 2-core machine (docs/training.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "commands/common.hpp"
+#include "rl2/core/check.hpp"
+#include "rl2/core/rng.hpp"
+#include "rl2/io/paper.hpp"
+#include "rl2/stats/stats.hpp"
+#include "rl2/train/run.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rl2 {
+namespace {
+
+// The device training runs on. Until the CUDA trainer exists, auto trains on the CPU and says why.
+Device train_device(const GlobalFlags& g, std::string* note) {
+  const Device d = resolve_device(g.device, note);
+  if (d == Device::kCuda && g.device == "auto") {
+    *note = "device: cpu (the CUDA trainer is not built yet; the GPU " + cuda_probe().name + " is not used)";
+    return Device::kCpu;
+  }
+  return d;
+}
+
+// A fresh directory name under runs/: runs/<env>-<setting>-seed<S>[-2, -3, ...].
+std::string fresh_run_dir(const EnvConfig& env, uint64_t seed) {
+  std::string base = "runs/" + env.name() + "-";
+  base += env.kind == EnvKind::kBandit ? "k" + std::to_string(env.bandit.arms) : "s" + std::to_string(env.mdp.states);
+  base += "-n" + std::to_string(env.episodes()) + "-seed" + std::to_string(seed);
+  std::string dir = base;
+  for (int i = 2; fs::exists(dir); ++i) dir = base + "-" + std::to_string(i);
+  return dir;
+}
+
+nlohmann::json eval_json(const TrainConfig& cfg, const std::vector<double>& totals, uint64_t seed) {
+  const MeanStderr ms = mean_stderr(totals);
+  nlohmann::json j = env_to_json(cfg.env);
+  j["policy"] = "rl2";
+  j["instances"] = totals.size();
+  j["seed"] = seed;
+  j["mean"] = ms.mean;
+  j["stderr"] = ms.stderr_;
+  const auto paper = paper_value(cfg.env, "rl2");
+  j["paper"] = paper ? nlohmann::json(*paper) : nlohmann::json(nullptr);
+  return j;
+}
+
+void print_eval(std::ostream& os, const nlohmann::json& e) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "RL² on %zu held-out instances: %.3f ± %.3f (paper: %s)\n",
+                e["instances"].get<size_t>(), e["mean"].get<double>(), e["stderr"].get<double>(),
+                e["paper"].is_null() ? "-" : std::to_string(e["paper"].get<double>()).substr(0, 5).c_str());
+  os << buf;
+}
+
+}  // namespace
+
+TrainConfig TrainFlags::to_config(Device device) const {
+  TrainConfig c;
+  c.env = env.to_config();
+  (void)device;  // one CPU default for now; the CUDA trainer brings its own (docs/training.md)
+  const bool bandit = c.env.kind == EnvKind::kBandit;
+  // kUnset marks a flag the user did not give; every given value goes through validate().
+  RL2_REQUIRE(hidden == kUnset || (hidden >= 1 && hidden <= 4096), "--hidden must be in [1, 4096] (got " + std::to_string(hidden) + ")");
+  c.hidden = hidden == kUnset ? 256 : static_cast<int32_t>(hidden);
+  c.steps_per_iter = steps_per_iter == kUnset ? (bandit ? 10000 : 20000) : steps_per_iter;
+  c.iterations = iterations == kUnset ? (bandit ? 60 : 100) : iterations;
+  c.algo = algo;
+  c.trpo.max_kl = max_kl;
+  c.trpo.cg_damping = cg_damping;
+  c.trpo.cg_iterations = static_cast<int>(cg_iters);
+  c.gamma = gamma;
+  c.gae_lambda = gae_lambda;
+  c.seed = seed;
+  c.validate();
+  return c;
+}
+
+void add_train_flags(CLI::App& app, TrainFlags& f) {
+  add_env_flags(app, f.env);
+  app.add_option("--iterations", f.iterations, "TRPO iterations (default per env and device; see docs/training.md)");
+  app.add_option("--steps-per-iter", f.steps_per_iter, "environment steps per iteration, split into whole trials");
+  app.add_option("--hidden", f.hidden, "GRU hidden size (default 256)");
+  app.add_option("--algo", f.algo, "outer-loop algorithm: trpo")->capture_default_str();
+  app.add_option("--max-kl", f.max_kl, "TRPO step size: mean KL limit delta")->capture_default_str();
+  app.add_option("--gamma", f.gamma, "discount")->capture_default_str();
+  app.add_option("--gae-lambda", f.gae_lambda, "GAE lambda")->capture_default_str();
+  app.add_option("--cg-damping", f.cg_damping, "damping added to the Fisher matrix in conjugate gradient")
+      ->capture_default_str();
+  app.add_option("--cg-iters", f.cg_iters, "conjugate-gradient iterations")->capture_default_str();
+  app.add_option("--out", f.out, "run directory (default: a fresh runs/<setting>-seed<S>)");
+  app.add_option("--resume", f.resume, "continue the run in this directory (its saved config; --iterations may raise the total)");
+  app.add_option("--checkpoint-every", f.checkpoint_every, "iterations between checkpoints")->capture_default_str();
+}
+
+// Trains and returns the final config and state; prints progress to stderr.
+LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml, std::ostream& human) {
+  apply_threads(g);
+  std::string note;
+  const Device device = train_device(g, &note);
+  LoadedRun run;
+  std::string dir;
+  if (!f.resume.empty()) {
+    RL2_REQUIRE(f.out.empty() || f.out == f.resume, "--resume and --out name different directories");
+    run = load_run(f.resume);
+    RL2_REQUIRE(fs::path(run.source).filename() == "checkpoint.safetensors",
+                f.resume + " holds no checkpoint.safetensors to resume from");
+    if (f.iterations != TrainFlags::kUnset) run.cfg.iterations = f.iterations;
+    dir = f.resume;
+  } else {
+    TrainFlags flags = f;
+    flags.seed = g.seed;
+    run.cfg = flags.to_config(device);
+    dir = f.out.empty() ? fresh_run_dir(run.cfg.env, run.cfg.seed) : f.out;
+    RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
+                dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
+  }
+  human << note << "\n";
+  auto learner = make_learner(device, run.cfg);
+  if (!f.resume.empty()) learner->set_state(run.state);
+  human << "training RL² (" << run.cfg.algo << ") on " << run.cfg.env.describe() << ": " << run.cfg.iterations
+        << " iterations x " << run.cfg.trials_per_iter() << " trials (" << run.cfg.trials_per_iter() * run.cfg.env.trial_length()
+        << " steps), GRU " << run.cfg.hidden << ", seed " << run.cfg.seed << ", run dir " << dir << "\n";
+  RunOptions opt;
+  opt.dir = dir;
+  opt.config_toml = config_toml;
+  opt.checkpoint_every = std::max<int64_t>(1, f.checkpoint_every);
+  train_run(*learner, run.cfg, opt, std::cerr, isatty(fileno(stderr)) != 0);
+  run.state = learner->state();
+  export_policy((fs::path(dir) / "policy.safetensors").string(), run.cfg, run.state);
+  run.source = dir;
+  human << "trained " << run.state.iteration << " iterations in " << static_cast<int>(run.state.elapsed_seconds)
+        << " s; policy exported to " << (fs::path(dir) / "policy.safetensors").string() << "\n";
+  return run;
+}
+
+int run_train(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml) {
+  const LoadedRun run = run_training(g, f, config_toml, g.human());
+  if (g.json()) {
+    nlohmann::json j = config_to_json(run.cfg);
+    j["run_dir"] = run.source;
+    j["iterations_done"] = run.state.iteration;
+    j["seconds"] = run.state.elapsed_seconds;
+    std::cout << j.dump() << "\n";
+  }
+  return 0;
+}
+
+int run_eval(const GlobalFlags& g, const EvalFlags& f) {
+  apply_threads(g);
+  RL2_REQUIRE(!f.checkpoint.empty(), "eval needs --checkpoint DIR (a run directory or a .safetensors file)");
+  RL2_REQUIRE(f.instances >= 1, "--instances must be at least 1 (got " + std::to_string(f.instances) + ")");
+  std::string note;
+  const Device device = train_device(g, &note);
+  const LoadedRun run = load_run(f.checkpoint);
+  TrainConfig cfg = run.cfg;
+  if (f.seed_given) cfg.seed = g.seed;
+  g.human() << note << "\n";
+  require_host_memory(static_cast<double>(std::min<int64_t>(f.instances, 4096)),
+                      8.0 * cfg.hidden + 4.0 * cfg.env.bytes_per_trial(), "--instances");
+  auto learner = make_learner(device, cfg);
+  learner->set_state(run.state);
+  const std::vector<double> totals = learner->evaluate(f.instances, kEvalStream);
+  nlohmann::json e = eval_json(cfg, totals, cfg.seed);
+  e["checkpoint"] = run.source;
+  e["iteration"] = run.state.iteration;
+  if (g.json()) {
+    std::cout << e.dump() << "\n";
+  } else {
+    print_eval(std::cout, e);
+  }
+  return 0;
+}
+
+int run_export(const GlobalFlags& g, const ExportFlags& f) {
+  (void)g;
+  RL2_REQUIRE(f.format == "safetensors", "unknown export --format '" + f.format + "' (expected safetensors; onnx comes later)");
+  RL2_REQUIRE(!f.checkpoint.empty(), "export needs --checkpoint DIR");
+  RL2_REQUIRE(!f.out.empty(), "export needs --out FILE.safetensors");
+  const LoadedRun run = load_run(f.checkpoint);
+  export_policy(f.out, run.cfg, run.state);
+  std::cerr << "exported " << run.source << " (iteration " << run.state.iteration << ") to " << f.out << "\n";
+  return 0;
+}
+
+int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances, const std::string& config_toml) {
+  std::ostream& human = g.human();
+  const LoadedRun run = run_training(g, f, config_toml, human);
+  auto learner = make_learner(Device::kCpu, run.cfg);
+  learner->set_state(run.state);
+  const std::vector<double> rl2_totals = learner->evaluate(instances, kEvalStream);
+  nlohmann::json e = eval_json(run.cfg, rl2_totals, run.cfg.seed);
+  e["run_dir"] = run.source;
+  print_eval(human, e);
+  human << "classical baselines on the same " << instances << " instances:\n";
+  BaselinesFlags bf;
+  bf.env = f.env;
+  bf.instances = instances;
+  GlobalFlags quiet = g;
+  if (g.json()) {
+    // Capture the baselines' JSON and join it with the RL² result in one object.
+    std::stringstream captured;
+    auto* old = std::cout.rdbuf(captured.rdbuf());
+    const int rc = run_baselines(quiet, bf, &rl2_totals);
+    std::cout.rdbuf(old);
+    nlohmann::json out;
+    out["rl2"] = e;
+    out["baselines"] = nlohmann::json::parse(captured.str());
+    std::cout << out.dump() << "\n";
+    return rc;
+  }
+  return run_baselines(quiet, bf, &rl2_totals);
+}
+
+}  // namespace rl2

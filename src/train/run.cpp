@@ -1,0 +1,315 @@
+// Run directories: configs to and from JSON, torch-named tensors, atomic checkpoints, resume, and the
+// training loop's bookkeeping (metrics.jsonl, progress, the non-finite stop).
+#include "rl2/train/run.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "rl2/core/check.hpp"
+#include "rl2/policy/gru.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rl2 {
+namespace {
+
+constexpr const char* kFormat = "rl2-cuda/1";
+
+template <class T>
+T get(const nlohmann::json& j, const char* key) {
+  RL2_REQUIRE(j.is_object() && j.contains(key), std::string("run configuration lacks '") + key + "'");
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(std::string("run configuration has a malformed '") + key + "'");
+  }
+}
+
+void add_network(std::vector<TensorF32>& out, const std::string& prefix, const GruShape& shape, const std::vector<float>& p) {
+  const GruLayout l = gru_layout(shape);
+  RL2_CHECK(static_cast<int64_t>(p.size()) == l.total, "parameter vector size does not match its layout");
+  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
+  auto slice = [&](const std::string& name, std::vector<int64_t> dims, int64_t off) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    out.push_back(TensorF32{prefix + name, std::move(dims), std::vector<float>(p.begin() + off, p.begin() + off + n)});
+  };
+  slice("gru.weight_ih_l0", {3 * H, I}, l.weight_ih);
+  slice("gru.weight_hh_l0", {3 * H, H}, l.weight_hh);
+  slice("gru.bias_ih_l0", {3 * H}, l.bias_ih);
+  slice("gru.bias_hh_l0", {3 * H}, l.bias_hh);
+  slice("head.weight", {O, H}, l.head_w);
+  slice("head.bias", {O}, l.head_b);
+}
+
+std::vector<float> read_network(const SafetensorsFile& f, const std::string& prefix, const GruShape& shape,
+                                const std::string& source) {
+  const GruLayout l = gru_layout(shape);
+  std::vector<float> p(static_cast<size_t>(l.total));
+  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
+  auto take = [&](const std::string& name, const std::vector<int64_t>& dims, int64_t off) {
+    const TensorF32* t = f.find(prefix + name);
+    RL2_REQUIRE(t != nullptr, source + ": tensor '" + prefix + name + "' is missing");
+    RL2_REQUIRE(t->shape == dims, source + ": tensor '" + prefix + name + "' has the wrong shape for this configuration");
+    std::copy(t->data.begin(), t->data.end(), p.begin() + off);
+  };
+  take("gru.weight_ih_l0", {3 * H, I}, l.weight_ih);
+  take("gru.weight_hh_l0", {3 * H, H}, l.weight_hh);
+  take("gru.bias_ih_l0", {3 * H}, l.bias_ih);
+  take("gru.bias_hh_l0", {3 * H}, l.bias_hh);
+  take("head.weight", {O, H}, l.head_w);
+  take("head.bias", {O}, l.head_b);
+  return p;
+}
+
+GruShape policy_shape(const TrainConfig& c) { return {c.input_layout().size(), c.hidden, c.env.num_actions()}; }
+GruShape baseline_shape(const TrainConfig& c) { return {c.input_layout().size(), c.hidden, 1}; }
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json env_to_json(const EnvConfig& cfg) {
+  nlohmann::json j;
+  j["env"] = cfg.name();
+  if (cfg.kind == EnvKind::kBandit) {
+    j["arms"] = cfg.bandit.arms;
+    j["episodes"] = cfg.bandit.episodes;
+  } else {
+    j["states"] = cfg.mdp.states;
+    j["actions"] = cfg.mdp.actions;
+    j["horizon"] = cfg.mdp.horizon;
+    j["episodes"] = cfg.mdp.episodes;
+  }
+  return j;
+}
+
+EnvConfig env_from_json(const nlohmann::json& j) {
+  EnvConfig c;
+  c.kind = parse_env_kind(get<std::string>(j, "env"));
+  if (c.kind == EnvKind::kBandit) {
+    c.bandit = {get<int32_t>(j, "arms"), get<int32_t>(j, "episodes")};
+  } else {
+    c.mdp = {get<int32_t>(j, "states"), get<int32_t>(j, "actions"), get<int32_t>(j, "horizon"), get<int32_t>(j, "episodes")};
+  }
+  c.validate();
+  return c;
+}
+
+nlohmann::json config_to_json(const TrainConfig& c) {
+  nlohmann::json j = env_to_json(c.env);
+  j["hidden"] = c.hidden;
+  j["iterations"] = c.iterations;
+  j["steps_per_iter"] = c.steps_per_iter;
+  j["algo"] = c.algo;
+  j["max_kl"] = c.trpo.max_kl;
+  j["cg_iters"] = c.trpo.cg_iterations;
+  j["cg_damping"] = c.trpo.cg_damping;
+  j["gamma"] = c.gamma;
+  j["gae_lambda"] = c.gae_lambda;
+  j["baseline_epochs"] = c.baseline_epochs;
+  j["baseline_minibatches"] = c.baseline_minibatches;
+  j["baseline_lr"] = c.baseline_lr;
+  j["seed"] = c.seed;
+  return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  c.env = env_from_json(j);
+  c.hidden = get<int32_t>(j, "hidden");
+  c.iterations = get<int64_t>(j, "iterations");
+  c.steps_per_iter = get<int64_t>(j, "steps_per_iter");
+  c.algo = get<std::string>(j, "algo");
+  c.trpo.max_kl = get<double>(j, "max_kl");
+  c.trpo.cg_iterations = get<int32_t>(j, "cg_iters");
+  c.trpo.cg_damping = get<double>(j, "cg_damping");
+  c.gamma = get<double>(j, "gamma");
+  c.gae_lambda = get<double>(j, "gae_lambda");
+  c.baseline_epochs = get<int32_t>(j, "baseline_epochs");
+  c.baseline_minibatches = get<int32_t>(j, "baseline_minibatches");
+  c.baseline_lr = get<double>(j, "baseline_lr");
+  c.seed = get<uint64_t>(j, "seed");
+  c.validate();
+  return c;
+}
+
+std::vector<TensorF32> network_tensors(const TrainConfig& cfg, const TrainState& st) {
+  std::vector<TensorF32> t;
+  add_network(t, "policy.", policy_shape(cfg), st.policy);
+  add_network(t, "baseline.", baseline_shape(cfg), st.baseline);
+  return t;
+}
+
+std::map<std::string, std::string> network_metadata(const TrainConfig& cfg) {
+  return {{"format", kFormat},
+          {"env", cfg.env.name()},
+          {"input_layout", cfg.input_layout().describe()},
+          {"config", config_to_json(cfg).dump()}};
+}
+
+void export_policy(const std::string& path, const TrainConfig& cfg, const TrainState& st) {
+  write_safetensors(path, network_tensors(cfg, st), network_metadata(cfg));
+}
+
+void save_checkpoint(const std::string& path, const TrainConfig& cfg, const TrainState& st) {
+  std::vector<TensorF32> t = network_tensors(cfg, st);
+  const int64_t n = static_cast<int64_t>(st.adam_m.size());
+  t.push_back(TensorF32{"trainer.baseline_adam_m", {n}, st.adam_m});
+  t.push_back(TensorF32{"trainer.baseline_adam_v", {n}, st.adam_v});
+  auto meta = network_metadata(cfg);
+  nlohmann::json s;
+  s["iteration"] = st.iteration;
+  s["adam_t"] = st.adam_t;
+  s["return_mean"] = st.return_mean;
+  s["return_std"] = st.return_std;
+  s["nonfinite_in_a_row"] = st.nonfinite_in_a_row;
+  s["elapsed_seconds"] = st.elapsed_seconds;
+  meta["trainer_state"] = s.dump();
+  write_safetensors(path, t, meta);
+}
+
+LoadedRun load_run(const std::string& dir_or_file) {
+  std::error_code ec;
+  std::string file = dir_or_file;
+  if (fs::is_directory(dir_or_file, ec)) {
+    file = (fs::path(dir_or_file) / "checkpoint.safetensors").string();
+    if (!fs::exists(file, ec)) file = (fs::path(dir_or_file) / "policy.safetensors").string();
+    RL2_REQUIRE(fs::exists(file, ec), dir_or_file + " holds no checkpoint.safetensors or policy.safetensors");
+  }
+  const SafetensorsFile f = read_safetensors(file);
+  auto it = f.metadata.find("format");
+  RL2_REQUIRE(it != f.metadata.end() && it->second == kFormat, file + ": not an rl2-cuda file (metadata format is not " +
+                                                                   std::string(kFormat) + ")");
+  it = f.metadata.find("config");
+  RL2_REQUIRE(it != f.metadata.end(), file + ": metadata has no config");
+  LoadedRun r;
+  r.source = file;
+  try {
+    r.cfg = config_from_json(nlohmann::json::parse(it->second));
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(file + ": metadata config is not valid JSON");
+  }
+  r.state.policy = read_network(f, "policy.", policy_shape(r.cfg), file);
+  r.state.baseline = read_network(f, "baseline.", baseline_shape(r.cfg), file);
+  r.state.adam_m.assign(r.state.baseline.size(), 0.0f);
+  r.state.adam_v.assign(r.state.baseline.size(), 0.0f);
+  it = f.metadata.find("trainer_state");
+  if (it != f.metadata.end()) {  // a checkpoint, not a bare export
+    nlohmann::json s;
+    try {
+      s = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(file + ": metadata trainer_state is not valid JSON");
+    }
+    r.state.iteration = get<int64_t>(s, "iteration");
+    r.state.adam_t = get<int64_t>(s, "adam_t");
+    r.state.return_mean = get<double>(s, "return_mean");
+    r.state.return_std = get<double>(s, "return_std");
+    r.state.nonfinite_in_a_row = get<int32_t>(s, "nonfinite_in_a_row");
+    r.state.elapsed_seconds = get<double>(s, "elapsed_seconds");
+    for (auto [name, dst] : {std::pair{"trainer.baseline_adam_m", &r.state.adam_m},
+                             std::pair{"trainer.baseline_adam_v", &r.state.adam_v}}) {
+      const TensorF32* t = f.find(name);
+      RL2_REQUIRE(t && t->data.size() == dst->size(), file + ": tensor '" + name + "' is missing or has the wrong size");
+      *dst = t->data;
+    }
+  }
+  return r;
+}
+
+void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, std::ostream& log, bool tty) {
+  const fs::path dir(opt.dir);
+  fs::create_directories(dir);
+  write_file_atomic((dir / "run.json").string(), config_to_json(cfg).dump(1) + "\n");
+  if (!opt.config_toml.empty()) write_file_atomic((dir / "config.toml").string(), opt.config_toml);
+  // Keep only metrics of iterations the checkpoint has; later ones are replayed identically.
+  const fs::path metrics_path = dir / "metrics.jsonl";
+  std::vector<std::string> kept;
+  {
+    std::ifstream in(metrics_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        if (nlohmann::json::parse(line).at("iteration").get<int64_t>() <= learner.state().iteration) kept.push_back(line);
+      } catch (const nlohmann::json::exception&) {
+        break;  // a torn last line from a crash
+      }
+    }
+  }
+  std::string prefix;
+  for (const auto& l : kept) prefix += l + "\n";
+  write_file_atomic(metrics_path.string(), prefix);
+  std::ofstream metrics(metrics_path, std::ios::app);
+  RL2_REQUIRE(metrics.good(), "cannot write " + metrics_path.string());
+
+  const int64_t start_iter = learner.state().iteration;
+  const auto t_start = std::chrono::steady_clock::now();
+  auto last_line = t_start;
+  const double elapsed0 = learner.state().elapsed_seconds;
+  const std::string ckpt = (dir / "checkpoint.safetensors").string();
+  while (learner.state().iteration < cfg.iterations) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const IterationStats s = learner.iterate();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    TrainState st = learner.state();
+    st.elapsed_seconds = elapsed0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    learner.set_state(st);
+    nlohmann::json m;
+    m["iteration"] = st.iteration;  // iterations completed, 1-based
+    m["env_steps"] = st.iteration * cfg.env.trial_length() * cfg.trials_per_iter();
+    m["env_steps_per_s"] = static_cast<double>(s.env_steps) / secs;
+    m["mean_return"] = s.mean_return;
+    m["kl"] = s.trpo.kl;
+    m["surrogate_gain"] = s.trpo.surrogate_gain;
+    m["entropy"] = s.entropy;
+    m["explained_variance"] = s.explained_variance;
+    m["line_search_steps"] = s.trpo.backtracks;
+    m["status"] = trpo_status_name(s.trpo.status);
+    m["cg_iterations"] = s.trpo.cg_iterations;
+    m["rollout_logp_mismatch"] = s.rollout_mismatch;
+    m["baseline_loss"] = std::isfinite(s.baseline_loss) ? nlohmann::json(s.baseline_loss) : nlohmann::json(nullptr);
+    m["seconds"] = {{"rollout", s.seconds_rollout}, {"policy", s.seconds_policy}, {"baseline", s.seconds_baseline}};
+    m["wall_time"] = st.elapsed_seconds;
+    metrics << m.dump() << "\n" << std::flush;
+    const bool last = st.iteration >= cfg.iterations;
+    if (last || (st.iteration - start_iter) % opt.checkpoint_every == 0) save_checkpoint(ckpt, cfg, st);
+
+    const double done = static_cast<double>(st.iteration - start_iter);
+    const double per_iter = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() / done;
+    char line[256];
+    std::snprintf(line, sizeof line, "iter %lld/%lld  %.3g env-steps/s  return %.3f  KL %.4f  %s  ETA %s",
+                  static_cast<long long>(st.iteration), static_cast<long long>(cfg.iterations), m["env_steps_per_s"].get<double>(),
+                  s.mean_return, s.trpo.kl, trpo_status_name(s.trpo.status),
+                  format_duration(per_iter * static_cast<double>(cfg.iterations - st.iteration)).c_str());
+    if (tty) {
+      log << "\r" << line << "\x1b[K" << (last ? "\n" : "") << std::flush;
+    } else if (last || std::chrono::duration<double>(std::chrono::steady_clock::now() - last_line).count() >= 5.0 ||
+               st.iteration == start_iter + 1) {
+      log << line << "\n" << std::flush;
+      last_line = std::chrono::steady_clock::now();
+    }
+    if (s.trpo.status == TrpoStatus::kNonFinite) {
+      log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.trpo.reason << "\n";
+      if (st.nonfinite_in_a_row >= opt.max_nonfinite) {
+        save_checkpoint(ckpt, cfg, st);
+        throw Error("training stopped: " + std::to_string(st.nonfinite_in_a_row) +
+                    " iterations in a row had a non-finite loss, gradient or KL (the parameters were left unchanged; "
+                    "checkpoint in " + opt.dir + ")");
+      }
+    }
+  }
+}
+
+}  // namespace rl2

@@ -1,0 +1,305 @@
+// The RL² trainer on the CPU backend: conjugate gradient, the exact Fisher-vector product against a
+// float64 reference (itself checked against a finite-difference Hessian of the mean KL), the TRPO line
+// search's KL limit, the non-finite guard, rollout/training parity, and resume == uninterrupted run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "cpu/policy_objective.hpp"
+#include "rl2/algo/gae.hpp"
+#include "rl2/core/rng.hpp"
+#include "rl2/policy/gru.hpp"
+#include "rl2/train/run.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rl2 {
+namespace {
+
+double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+std::vector<float> uniform_vec(size_t n, uint64_t trial, float scale) {
+  RandomStream rs(77, trial, 0, Purpose::kTask);
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * (2.0f * rs.uniform() - 1.0f);
+  return v;
+}
+
+// A random SPD system A = Q^T Q + I (n = 24): CG reaches the direct solution.
+TEST(Trainer, ConjugateGradientSolvesSpdSystem) {
+  const int n = 24;
+  const std::vector<float> q = uniform_vec(n * n, 1, 1.0f), bf = uniform_vec(n, 2, 1.0f);
+  std::vector<double> A(n * n, 0.0);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      for (int k = 0; k < n; ++k) A[i * n + j] += static_cast<double>(q[k * n + i]) * q[k * n + j];
+      if (i == j) A[i * n + j] += 1.0;
+    }
+  CpuVecOps ops;
+  ops.n = n;
+  auto fvp = [&](const std::vector<float>& v, std::vector<float>& out) {
+    for (int i = 0; i < n; ++i) {
+      double s = 0;
+      for (int j = 0; j < n; ++j) s += A[i * n + j] * v[j];
+      out[i] = static_cast<float>(s);
+    }
+  };
+  std::vector<float> x(n);
+  const CgResult r = conjugate_gradient<CpuVecOps>(ops, fvp, bf, x, 60, 1e-14);
+  EXPECT_TRUE(r.finite);
+  // Direct solve by Gaussian elimination in double.
+  std::vector<double> M = A, y(bf.begin(), bf.end());
+  for (int c = 0; c < n; ++c)
+    for (int r2 = c + 1; r2 < n; ++r2) {
+      const double f = M[r2 * n + c] / M[c * n + c];
+      for (int k = c; k < n; ++k) M[r2 * n + k] -= f * M[c * n + k];
+      y[r2] -= f * y[c];
+    }
+  for (int c = n - 1; c >= 0; --c) {
+    for (int k = c + 1; k < n; ++k) y[c] -= M[c * n + k] * y[k];
+    y[c] /= M[c * n + c];
+  }
+  EXPECT_LT(rel_err(std::vector<double>(x.begin(), x.end()), y), 1e-4);
+  // Ten iterations already shrink the residual by orders of magnitude (the TRPO setting).
+  const CgResult r10 = conjugate_gradient<CpuVecOps>(ops, fvp, bf, x, 10);
+  EXPECT_LT(r10.residual, 1e-2 * ops.dot(bf, bf));
+}
+
+// A synthetic batch: random inputs and actions, pi_old from the sequence path at the parameters.
+struct Fixture {
+  GruShape shape{5, 7, 3};
+  int64_t T = 4, N = 6;
+  std::vector<float> params, x, logp_old, probs_old, adv;
+  std::vector<int32_t> actions;
+  Fixture() {
+    params.resize(static_cast<size_t>(gru_layout(shape).total));
+    gru_init(shape, 3, 0, 1.0f, params.data());
+    x = uniform_vec(static_cast<size_t>(T * N * shape.input), 4, 1.0f);
+    adv = uniform_vec(static_cast<size_t>(T * N), 5, 1.0f);
+    std::vector<float> logits(static_cast<size_t>(T * N * shape.out));
+    GruCache<float> c;
+    gru_forward(shape, params.data(), x.data(), T, N, c, logits.data());
+    probs_old.resize(logits.size());
+    for (int64_t k = 0; k < T * N; ++k) {
+      float m = -1e30f;
+      for (int a = 0; a < shape.out; ++a) m = std::max(m, logits[k * shape.out + a]);
+      double z = 0;
+      for (int a = 0; a < shape.out; ++a) z += std::exp(logits[k * shape.out + a] - m);
+      for (int a = 0; a < shape.out; ++a) probs_old[k * shape.out + a] = static_cast<float>(std::exp(logits[k * shape.out + a] - m) / z);
+      const int32_t act = static_cast<int32_t>(uniform_int(philox_bits(9, static_cast<uint64_t>(k), 0, Purpose::kAction, 0).v[0], 3));
+      actions.push_back(act);
+      logp_old.push_back(std::log(probs_old[k * shape.out + act]));
+    }
+  }
+  PolicyBatch batch() const {
+    return PolicyBatch{T, N, shape.out, x.data(), actions.data(), logp_old.data(), probs_old.data(), adv.data()};
+  }
+};
+
+// Reference in double: F v = J^T M J v / M from the *_ref GRU; and the gradient of the mean KL.
+std::vector<double> fvp_ref(const Fixture& f, const std::vector<double>& p, const std::vector<double>& v) {
+  const int64_t m = f.T * f.N, A = f.shape.out;
+  std::vector<double> x(f.x.begin(), f.x.end()), logits(static_cast<size_t>(m * A)), dl(logits.size()), u(logits.size());
+  GruCache<double> c;
+  gru_forward_ref<double>(f.shape, p.data(), x.data(), f.T, f.N, c, logits.data());
+  gru_jvp_ref<double>(f.shape, p.data(), x.data(), f.T, f.N, c, v.data(), dl.data());
+  for (int64_t k = 0; k < m; ++k) {
+    double mx = -1e300, z = 0, s = 0;
+    for (int a = 0; a < A; ++a) mx = std::max(mx, logits[k * A + a]);
+    for (int a = 0; a < A; ++a) z += std::exp(logits[k * A + a] - mx);
+    std::vector<double> pr(A);
+    for (int a = 0; a < A; ++a) {
+      pr[a] = std::exp(logits[k * A + a] - mx) / z;
+      s += pr[a] * dl[k * A + a];
+    }
+    for (int a = 0; a < A; ++a) u[k * A + a] = pr[a] * (dl[k * A + a] - s) / static_cast<double>(m);
+  }
+  std::vector<double> out(p.size(), 0.0);
+  gru_backward_ref<double>(f.shape, p.data(), x.data(), f.T, f.N, c, u.data(), out.data(), nullptr);
+  return out;
+}
+
+std::vector<double> kl_grad_ref(const Fixture& f, const std::vector<double>& p) {
+  const int64_t m = f.T * f.N, A = f.shape.out;
+  std::vector<double> x(f.x.begin(), f.x.end()), logits(static_cast<size_t>(m * A)), d(logits.size());
+  GruCache<double> c;
+  gru_forward_ref<double>(f.shape, p.data(), x.data(), f.T, f.N, c, logits.data());
+  // p_old from the same double forward at the base parameters, so the gradient vanishes there.
+  static std::vector<double> p_old;
+  static const std::vector<double>* base = nullptr;
+  for (int64_t k = 0; k < m; ++k) {
+    double mx = -1e300, z = 0;
+    for (int a = 0; a < A; ++a) mx = std::max(mx, logits[k * A + a]);
+    for (int a = 0; a < A; ++a) z += std::exp(logits[k * A + a] - mx);
+    for (int a = 0; a < A; ++a) d[k * A + a] = std::exp(logits[k * A + a] - mx) / z;
+  }
+  if (base == nullptr) {
+    p_old = d;
+    base = &p_old;
+  }
+  for (size_t i = 0; i < d.size(); ++i) d[i] = (d[i] - p_old[i]) / static_cast<double>(m);  // dKL/dlogits
+  std::vector<double> g(p.size(), 0.0);
+  gru_backward_ref<double>(f.shape, p.data(), x.data(), f.T, f.N, c, d.data(), g.data(), nullptr);
+  return g;
+}
+
+TEST(Trainer, FisherVectorProductMatchesFloat64Reference) {
+  Fixture f;
+  const std::vector<double> p(f.params.begin(), f.params.end());
+  const std::vector<float> vf = uniform_vec(f.params.size(), 6, 1.0f);
+  const std::vector<double> v(vf.begin(), vf.end());
+  const std::vector<double> ref = fvp_ref(f, p, v);
+
+  // The reference is the Hessian of the mean KL at theta_old: symmetric differences of its gradient.
+  kl_grad_ref(f, p);  // fixes p_old at theta_old
+  const double eps = 1e-5;
+  std::vector<double> pp = p, pm = p;
+  for (size_t i = 0; i < p.size(); ++i) {
+    pp[i] += eps * v[i];
+    pm[i] -= eps * v[i];
+  }
+  const std::vector<double> gp = kl_grad_ref(f, pp), gm = kl_grad_ref(f, pm);
+  std::vector<double> fd(p.size());
+  for (size_t i = 0; i < p.size(); ++i) fd[i] = (gp[i] - gm[i]) / (2 * eps);
+  EXPECT_LT(rel_err(fd, ref), 1e-6);
+
+  // The float32 product of the CPU backend: relative error <= 1e-3 (DESIGN.md section 4).
+  std::vector<float> params = f.params, probs, sa, sb;
+  std::vector<double> terms;
+  GruCache<float> c1, c2;
+  CpuPolicyObjective obj(f.shape, params, f.batch(), c1, c2, probs, sa, sb, terms);
+  std::vector<float> grad = obj.make_vec(), out = obj.make_vec();
+  obj.surrogate_grad(grad);
+  EXPECT_LT(obj.rollout_mismatch(), 1e-5);  // pi_old came from the same parameters
+  obj.fvp(vf, out);
+  EXPECT_LT(rel_err(std::vector<double>(out.begin(), out.end()), ref), 1e-3);
+}
+
+TEST(Trainer, AcceptedStepKeepsKlWithinLimitAndImproves) {
+  Fixture f;
+  std::vector<float> params = f.params, probs, sa, sb;
+  std::vector<double> terms;
+  GruCache<float> c1, c2;
+  CpuPolicyObjective obj(f.shape, params, f.batch(), c1, c2, probs, sa, sb, terms);
+  TrpoConfig cfg;
+  cfg.max_kl = 0.01;
+  const TrpoStats s = trpo_step(obj, cfg);
+  ASSERT_EQ(s.status, TrpoStatus::kAccepted) << s.reason;
+  EXPECT_LE(s.kl, cfg.max_kl);
+  EXPECT_GT(s.surrogate_gain, 0.0);
+  const SurrogateKl now = obj.surrogate_kl();  // at the accepted parameters
+  EXPECT_LE(now.kl, cfg.max_kl);
+  EXPECT_GT(now.kl, 0.0);
+  EXPECT_NE(params, f.params);
+}
+
+TEST(Trainer, NonFiniteLossNeverChangesParameters) {
+  Fixture f;
+  f.adv[3] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> params = f.params, probs, sa, sb;
+  std::vector<double> terms;
+  GruCache<float> c1, c2;
+  CpuPolicyObjective obj(f.shape, params, f.batch(), c1, c2, probs, sa, sb, terms);
+  const TrpoStats s = trpo_step(obj, TrpoConfig{});
+  EXPECT_EQ(s.status, TrpoStatus::kNonFinite);
+  EXPECT_EQ(params, f.params);
+}
+
+TEST(Trainer, GaeOverWholeTrial) {
+  // gamma = 0.5, lambda = 1: advantages are discounted returns minus values; no cut inside the trial.
+  const float r[3] = {1, 0, 2}, v[3] = {0.5f, 0.25f, 1};
+  float adv[3], ret[3];
+  gae_trial<double>(3, 1, r, v, 0.5, 1.0, adv, ret);
+  EXPECT_FLOAT_EQ(ret[2], 2.0f);
+  EXPECT_FLOAT_EQ(ret[1], 1.0f);
+  EXPECT_FLOAT_EQ(ret[0], 1.5f);
+  for (int t = 0; t < 3; ++t) EXPECT_NEAR(adv[t], ret[t] - v[t], 1e-6);
+  gae_trial<double>(3, 1, r, v, 0.5, 0.0, adv, ret);  // lambda = 0: one-step TD errors
+  EXPECT_NEAR(adv[0], 1 + 0.5 * 0.25 - 0.5, 1e-6);
+}
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.env.kind = EnvKind::kBandit;
+  c.env.bandit = {3, 5};
+  c.hidden = 8;
+  c.steps_per_iter = 200;
+  c.iterations = 4;
+  c.seed = 5;
+  return c;
+}
+
+std::vector<std::string> metrics_without_times(const fs::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("wall_time");
+    j.erase("env_steps_per_s");
+    j.erase("seconds");
+    out.push_back(j.dump());
+  }
+  return out;
+}
+
+TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
+  const fs::path root = fs::temp_directory_path() / ("rl2_resume_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  TrainConfig cfg = tiny_config();
+  RunOptions a;
+  a.dir = (root / "a").string();
+  auto la = make_cpu_learner(cfg);
+  train_run(*la, cfg, a, log, false);
+
+  TrainConfig half = cfg;
+  half.iterations = 2;
+  RunOptions b;
+  b.dir = (root / "b").string();
+  auto lb = make_cpu_learner(half);
+  train_run(*lb, half, b, log, false);
+  LoadedRun resumed = load_run(b.dir);
+  ASSERT_EQ(resumed.state.iteration, 2);
+  resumed.cfg.iterations = 4;
+  auto lc = make_cpu_learner(resumed.cfg);
+  lc->set_state(resumed.state);
+  train_run(*lc, resumed.cfg, b, log, false);
+
+  EXPECT_EQ(lc->state().policy, la->state().policy);
+  EXPECT_EQ(lc->state().baseline, la->state().baseline);
+  EXPECT_EQ(lc->state().adam_m, la->state().adam_m);
+  EXPECT_EQ(metrics_without_times(root / "a" / "metrics.jsonl"), metrics_without_times(root / "b" / "metrics.jsonl"));
+  EXPECT_EQ(metrics_without_times(root / "a" / "metrics.jsonl").size(), 4u);
+  // The export holds torch-named tensors and the metadata of DESIGN.md section 7.
+  const SafetensorsFile f = read_safetensors((root / "a" / "checkpoint.safetensors").string());
+  EXPECT_EQ(f.metadata.at("format"), "rl2-cuda/1");
+  ASSERT_NE(f.find("policy.gru.weight_ih_l0"), nullptr);
+  EXPECT_EQ(f.find("policy.gru.weight_ih_l0")->shape, (std::vector<int64_t>{24, 3 + 2}));
+  EXPECT_EQ(f.find("baseline.head.weight")->shape, (std::vector<int64_t>{1, 8}));
+  fs::remove_all(root);
+}
+
+TEST(Trainer, RolloutAndTrainingPathsAgree) {
+  TrainConfig cfg = tiny_config();
+  cfg.env.kind = EnvKind::kMdp;
+  cfg.env.mdp = {4, 3, 3, 2};
+  auto l = make_cpu_learner(cfg);
+  for (int i = 0; i < 3; ++i) {
+    const IterationStats s = l->iterate();
+    EXPECT_LT(s.rollout_mismatch, 1e-4) << "iteration " << i;  // float rounding only
+    EXPECT_GT(s.entropy, 0.0);
+  }
+}
+
+}  // namespace
+}  // namespace rl2
