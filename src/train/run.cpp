@@ -28,40 +28,43 @@ T get(const nlohmann::json& j, const char* key) {
   }
 }
 
-void add_network(std::vector<TensorF32>& out, const std::string& prefix, const GruShape& shape, const std::vector<float>& p) {
-  const GruLayout l = gru_layout(shape);
-  RL2_CHECK(static_cast<int64_t>(p.size()) == l.total, "parameter vector size does not match its layout");
-  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
-  auto slice = [&](const std::string& name, std::vector<int64_t> dims, int64_t off) {
+// The torch.nn.GRU-named tensors of one network: name, shape, offset in the flat parameter vector.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset;
+  int64_t count() const {
     int64_t n = 1;
-    for (int64_t d : dims) n *= d;
-    out.push_back(TensorF32{prefix + name, std::move(dims), std::vector<float>(p.begin() + off, p.begin() + off + n)});
-  };
-  slice("gru.weight_ih_l0", {3 * H, I}, l.weight_ih);
-  slice("gru.weight_hh_l0", {3 * H, H}, l.weight_hh);
-  slice("gru.bias_ih_l0", {3 * H}, l.bias_ih);
-  slice("gru.bias_hh_l0", {3 * H}, l.bias_hh);
-  slice("head.weight", {O, H}, l.head_w);
-  slice("head.bias", {O}, l.head_b);
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+std::vector<TensorSpec> network_specs(const GruShape& shape) {
+  const GruLayout l = gru_layout(shape);
+  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
+  return {{"gru.weight_ih_l0", {3 * H, I}, l.weight_ih}, {"gru.weight_hh_l0", {3 * H, H}, l.weight_hh},
+          {"gru.bias_ih_l0", {3 * H}, l.bias_ih},        {"gru.bias_hh_l0", {3 * H}, l.bias_hh},
+          {"head.weight", {O, H}, l.head_w},             {"head.bias", {O}, l.head_b}};
+}
+
+void add_network(std::vector<TensorF32>& out, const std::string& prefix, const GruShape& shape, const std::vector<float>& p) {
+  RL2_CHECK(static_cast<int64_t>(p.size()) == gru_layout(shape).total, "parameter vector size does not match its layout");
+  for (const TensorSpec& t : network_specs(shape))
+    out.push_back(TensorF32{prefix + t.name, t.shape,
+                            std::vector<float>(p.begin() + t.offset, p.begin() + t.offset + t.count())});
 }
 
 std::vector<float> read_network(const SafetensorsFile& f, const std::string& prefix, const GruShape& shape,
                                 const std::string& source) {
-  const GruLayout l = gru_layout(shape);
-  std::vector<float> p(static_cast<size_t>(l.total));
-  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
-  auto take = [&](const std::string& name, const std::vector<int64_t>& dims, int64_t off) {
-    const TensorF32* t = f.find(prefix + name);
-    RL2_REQUIRE(t != nullptr, source + ": tensor '" + prefix + name + "' is missing");
-    RL2_REQUIRE(t->shape == dims, source + ": tensor '" + prefix + name + "' has the wrong shape for this configuration");
-    std::copy(t->data.begin(), t->data.end(), p.begin() + off);
-  };
-  take("gru.weight_ih_l0", {3 * H, I}, l.weight_ih);
-  take("gru.weight_hh_l0", {3 * H, H}, l.weight_hh);
-  take("gru.bias_ih_l0", {3 * H}, l.bias_ih);
-  take("gru.bias_hh_l0", {3 * H}, l.bias_hh);
-  take("head.weight", {O, H}, l.head_w);
-  take("head.bias", {O}, l.head_b);
+  std::vector<float> p(static_cast<size_t>(gru_layout(shape).total));
+  for (const TensorSpec& spec : network_specs(shape)) {
+    const TensorF32* t = f.find(prefix + spec.name);
+    RL2_REQUIRE(t != nullptr, source + ": tensor '" + prefix + spec.name + "' is missing");
+    RL2_REQUIRE(t->shape == spec.shape,
+                source + ": tensor '" + prefix + spec.name + "' has the wrong shape for this configuration");
+    std::copy(t->data.begin(), t->data.end(), p.begin() + spec.offset);
+  }
   return p;
 }
 
