@@ -53,7 +53,8 @@ def table(title, rows, cols, setting_header):
         cells = []
         for key, name in cols:
             r = by[key]
-            text = f"{r['mean']:.1f} ± {r['stderr']:.1f}"
+            digits = 2 if abs(r["mean"]) < 20 else 1  # n = 10 bandit totals need two decimals
+            text = f"{r['mean']:.{digits}f} ± {r['stderr']:.{digits}f}"
             if r["not_worse_than_best"]:
                 text = f"**{text}**"
             paper = r.get("paper")
@@ -109,6 +110,8 @@ def main():
              mdp_rows, M_COLS, ["n"])]:
         lines, flags = table(title, rows, cols, sh)
         lines += ["Cells below 97% of the paper: " + ("none." if not flags else "")] + [f"- {f}" for f in flags]
+        if flags:
+            lines += ["", "Why they differ: [../baselines.md](../baselines.md#where-we-differ-from-the-paper-and-why)."]
         with open(os.path.join(a.out, name), "w") as f:
             f.write("\n".join(header + lines) + "\n")
     with open(os.path.join(a.out, "baselines.json"), "w") as f:

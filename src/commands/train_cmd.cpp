@@ -71,7 +71,7 @@ TrainConfig TrainFlags::to_config(Device device) const {
   RL2_REQUIRE(hidden == kUnset || (hidden >= 1 && hidden <= 4096), "--hidden must be in [1, 4096] (got " + std::to_string(hidden) + ")");
   c.hidden = hidden == kUnset ? 256 : static_cast<int32_t>(hidden);
   c.steps_per_iter = steps_per_iter == kUnset ? (bandit ? 10000 : 20000) : steps_per_iter;
-  c.iterations = iterations == kUnset ? (bandit ? 60 : 100) : iterations;
+  c.iterations = iterations == kUnset ? (bandit ? 150 : 100) : iterations;
   c.algo = algo;
   c.trpo.max_kl = max_kl;
   c.trpo.cg_damping = cg_damping;
