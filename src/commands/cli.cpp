@@ -107,10 +107,9 @@ int run_cli(int argc, char** argv) {
     if (*base) return run_baselines(g, bf);
     if (*bench) return run_bench(g, bn);
     if (*info) return run_info(g);
-    const std::string resolved = app.config_to_str(true, false);
     if (*train) {
       tf.seed = g.seed;
-      return run_train(g, tf, resolved);
+      return run_train(g, tf);
     }
     if (*eval) {
       ef.seed_given = app.count("--seed") > 0;
@@ -125,7 +124,7 @@ int run_cli(int argc, char** argv) {
     }
     // The default job: train on the given setting, evaluate, and compare with the classical baselines.
     bare.seed = g.seed;
-    return run_default_job(g, bare, bare_instances, resolved);
+    return run_default_job(g, bare, bare_instances);
   } catch (const InputError& e) {
     std::cerr << "rl2-cuda: error: " << e.what() << "\n";
     return 2;

@@ -85,8 +85,8 @@ struct TrainFlags {
   TrainConfig to_config(Device device) const;
 };
 void add_train_flags(CLI::App& app, TrainFlags& f);
-int run_train(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml);
-int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances, const std::string& config_toml);
+int run_train(const GlobalFlags& g, const TrainFlags& f);
+int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances);
 
 struct EvalFlags {
   std::string checkpoint;

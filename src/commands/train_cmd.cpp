@@ -101,7 +101,7 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
 }
 
 // Trains and returns the final config and state; prints progress to stderr.
-LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml, std::ostream& human) {
+LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human) {
   apply_threads(g);
   std::string note;
   const Device device = train_device(g, &note);
@@ -130,7 +130,6 @@ LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, const std::str
         << " steps), GRU " << run.cfg.hidden << ", seed " << run.cfg.seed << ", run dir " << dir << "\n";
   RunOptions opt;
   opt.dir = dir;
-  opt.config_toml = config_toml;
   opt.checkpoint_every = std::max<int64_t>(1, f.checkpoint_every);
   train_run(*learner, run.cfg, opt, std::cerr, isatty(fileno(stderr)) != 0);
   run.state = learner->state();
@@ -141,8 +140,8 @@ LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, const std::str
   return run;
 }
 
-int run_train(const GlobalFlags& g, const TrainFlags& f, const std::string& config_toml) {
-  const LoadedRun run = run_training(g, f, config_toml, g.human());
+int run_train(const GlobalFlags& g, const TrainFlags& f) {
+  const LoadedRun run = run_training(g, f, g.human());
   if (g.json()) {
     nlohmann::json j = config_to_json(run.cfg);
     j["run_dir"] = run.source;
@@ -190,9 +189,9 @@ int run_export(const GlobalFlags& g, const ExportFlags& f) {
   return 0;
 }
 
-int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances, const std::string& config_toml) {
+int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances) {
   std::ostream& human = g.human();
-  const LoadedRun run = run_training(g, f, config_toml, human);
+  const LoadedRun run = run_training(g, f, human);
   auto learner = make_learner(Device::kCpu, run.cfg);
   learner->set_state(run.state);
   const std::vector<double> rl2_totals = learner->evaluate(instances, kEvalStream);

@@ -128,6 +128,25 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   return j;
 }
 
+std::string config_to_toml(const TrainConfig& c) {
+  std::ostringstream o;
+  o.precision(17);
+  o << "# Resolved configuration of this run: `rl2-cuda train --config config.toml --out DIR` repeats it.\n"
+    << "seed = " << c.seed << "\n\n[train]\n"
+    << "env = \"" << c.env.name() << "\"\n";
+  if (c.env.kind == EnvKind::kBandit) {
+    o << "arms = " << c.env.bandit.arms << "\n";
+  } else {
+    o << "states = " << c.env.mdp.states << "\nactions = " << c.env.mdp.actions << "\nhorizon = " << c.env.mdp.horizon
+      << "\n";
+  }
+  o << "episodes = " << c.env.episodes() << "\nhidden = " << c.hidden << "\niterations = " << c.iterations
+    << "\nsteps-per-iter = " << c.steps_per_iter << "\nalgo = \"" << c.algo << "\"\nmax-kl = " << c.trpo.max_kl
+    << "\ngamma = " << c.gamma << "\ngae-lambda = " << c.gae_lambda << "\ncg-damping = " << c.trpo.cg_damping
+    << "\ncg-iters = " << c.trpo.cg_iterations << "\n";
+  return o.str();
+}
+
 TrainConfig config_from_json(const nlohmann::json& j) {
   TrainConfig c;
   c.env = env_from_json(j);
@@ -236,7 +255,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
   const fs::path dir(opt.dir);
   fs::create_directories(dir);
   write_file_atomic((dir / "run.json").string(), config_to_json(cfg).dump(1) + "\n");
-  if (!opt.config_toml.empty()) write_file_atomic((dir / "config.toml").string(), opt.config_toml);
+  write_file_atomic((dir / "config.toml").string(), config_to_toml(cfg));
   // Keep only metrics of iterations the checkpoint has; later ones are replayed identically.
   const fs::path metrics_path = dir / "metrics.jsonl";
   std::vector<std::string> kept;

@@ -1,5 +1,5 @@
 // A training run on disk (DESIGN.md sections 1 and 7): DIR/run.json (the resolved TrainConfig),
-// DIR/config.toml (the command line's resolved flags), DIR/metrics.jsonl (one line per iteration),
+// DIR/config.toml (the same as flags, for --config), DIR/metrics.jsonl (one line per iteration),
 // DIR/checkpoint.safetensors (networks + trainer state, replaced atomically) and DIR/policy.safetensors
 // (the export). Checkpoints and exports name tensors as torch.nn.GRU does.
 #pragma once
@@ -17,6 +17,8 @@ namespace rl2 {
 nlohmann::json env_to_json(const EnvConfig& cfg);
 EnvConfig env_from_json(const nlohmann::json& j);  // InputError if malformed
 nlohmann::json config_to_json(const TrainConfig& cfg);
+// The resolved config as a CLI11 TOML file: `rl2-cuda train --config FILE` repeats the run.
+std::string config_to_toml(const TrainConfig& cfg);
 TrainConfig config_from_json(const nlohmann::json& j);  // InputError if malformed
 
 // policy.gru.weight_ih_l0 [3H, I] ... policy.head.bias [A], baseline.* with a [1, H] head.
@@ -37,7 +39,6 @@ LoadedRun load_run(const std::string& dir_or_file);
 
 struct RunOptions {
   std::string dir;               // run directory (created if missing)
-  std::string config_toml;       // written to DIR/config.toml when non-empty
   int64_t checkpoint_every = 1;  // iterations between checkpoints (and always at the end)
   int32_t max_nonfinite = 3;     // stop after this many non-finite iterations in a row
 };
