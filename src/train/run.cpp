@@ -2,6 +2,7 @@
 // training loop's bookkeeping (metrics.jsonl, progress, the non-finite stop).
 #include "rl2/train/run.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -128,9 +129,15 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   return j;
 }
 
+// Shortest decimal that reads back as the same double (0.99, not 0.98999999999999999).
+std::string shortest(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
 std::string config_to_toml(const TrainConfig& c) {
   std::ostringstream o;
-  o.precision(17);
   o << "# Resolved configuration of this run: `rl2-cuda train --config config.toml --out DIR` repeats it.\n"
     << "seed = " << c.seed << "\n\n[train]\n"
     << "env = \"" << c.env.name() << "\"\n";
@@ -141,8 +148,9 @@ std::string config_to_toml(const TrainConfig& c) {
       << "\n";
   }
   o << "episodes = " << c.env.episodes() << "\nhidden = " << c.hidden << "\niterations = " << c.iterations
-    << "\nsteps-per-iter = " << c.steps_per_iter << "\nalgo = \"" << c.algo << "\"\nmax-kl = " << c.trpo.max_kl
-    << "\ngamma = " << c.gamma << "\ngae-lambda = " << c.gae_lambda << "\ncg-damping = " << c.trpo.cg_damping
+    << "\nsteps-per-iter = " << c.steps_per_iter << "\nalgo = \"" << c.algo << "\"\nmax-kl = " << shortest(c.trpo.max_kl)
+    << "\ngamma = " << shortest(c.gamma) << "\ngae-lambda = " << shortest(c.gae_lambda)
+    << "\ncg-damping = " << shortest(c.trpo.cg_damping)
     << "\ncg-iters = " << c.trpo.cg_iterations << "\n";
   return o.str();
 }
