@@ -87,18 +87,7 @@ inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
 // tanh a = 2σ(2a) − 1: absolute error ~1e-7 (relative error grows only where tanh itself is ~0).
 inline float tanh_approx(float a) { return 2.0f / (1.0f + exp_approx(-2.0f * a)) - 1.0f; }
 
-struct Tensors {
-  const float *w_ih, *w_hh, *b_ih, *b_hh, *head_w, *head_b;
-  Tensors(const GruShape& s, const float* p) {
-    const GruLayout l = gru_layout(s);
-    w_ih = p + l.weight_ih;
-    w_hh = p + l.weight_hh;
-    b_ih = p + l.bias_ih;
-    b_hh = p + l.bias_hh;
-    head_w = p + l.head_w;
-    head_b = p + l.head_b;
-  }
-};
+using Tensors = GruTensors<const float>;
 
 float* work(std::vector<float>& w, int64_t n) {
   if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));

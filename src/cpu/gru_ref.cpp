@@ -61,18 +61,7 @@ Real dot(const Real* a, const Real* b, int64_t n) {
 
 // Pointers to the six tensors of one flat vector (parameters, a gradient or a direction).
 template <class Real>
-struct Tensors {
-  Real *w_ih, *w_hh, *b_ih, *b_hh, *head_w, *head_b;
-  Tensors(const GruShape& s, Real* p) {
-    const GruLayout l = gru_layout(s);
-    w_ih = p + l.weight_ih;
-    w_hh = p + l.weight_hh;
-    b_ih = p + l.bias_ih;
-    b_hh = p + l.bias_hh;
-    head_w = p + l.head_w;
-    head_b = p + l.head_b;
-  }
-};
+using Tensors = GruTensors<Real>;
 
 // One trial, one step: x [I], h [H] -> h_next [H] and the gates r, z, n, hn [H].
 template <class Real>

@@ -28,6 +28,22 @@ struct GruLayout {
 };
 GruLayout gru_layout(const GruShape& shape);
 
+// Pointers to each tensor inside one flat parameter (or gradient, or direction) vector; T is Real or
+// const Real.
+template <class T>
+struct GruTensors {
+  T *w_ih, *w_hh, *b_ih, *b_hh, *head_w, *head_b;
+  GruTensors(const GruShape& s, T* p) {
+    const GruLayout l = gru_layout(s);
+    w_ih = p + l.weight_ih;
+    w_hh = p + l.weight_hh;
+    b_ih = p + l.bias_ih;
+    b_hh = p + l.bias_hh;
+    head_w = p + l.head_w;
+    head_b = p + l.head_b;
+  }
+};
+
 // Initialisation like torch: every GRU tensor U(-1/sqrt(H), 1/sqrt(H)); head_w is head_scale times that
 // (e.g. 0.01 for the policy head, so the initial policy is near uniform); head_b is zero. The bits come
 // from RandomStream(seed, trial 0, step 0, Purpose(16 + which)), read in layout order: a purpose value of
