@@ -82,7 +82,7 @@ struct TrainFlags {
   std::string resume;
   int64_t checkpoint_every = 1;
   uint64_t seed = 1;  // filled from --seed
-  TrainConfig to_config(Device device) const;
+  TrainConfig to_config() const;
 };
 void add_train_flags(CLI::App& app, TrainFlags& f);
 int run_train(const GlobalFlags& g, const TrainFlags& f);

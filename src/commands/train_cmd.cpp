@@ -62,10 +62,10 @@ void print_eval(std::ostream& os, const nlohmann::json& e) {
 
 }  // namespace
 
-TrainConfig TrainFlags::to_config(Device device) const {
+// One set of defaults while only the CPU trainer exists; the CUDA trainer brings its own (docs/training.md).
+TrainConfig TrainFlags::to_config() const {
   TrainConfig c;
   c.env = env.to_config();
-  (void)device;  // one CPU default for now; the CUDA trainer brings its own (docs/training.md)
   const bool bandit = c.env.kind == EnvKind::kBandit;
   // kUnset marks a flag the user did not give; every given value goes through validate().
   RL2_REQUIRE(hidden == kUnset || (hidden >= 1 && hidden <= 4096), "--hidden must be in [1, 4096] (got " + std::to_string(hidden) + ")");
@@ -100,8 +100,13 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--checkpoint-every", f.checkpoint_every, "iterations between checkpoints")->capture_default_str();
 }
 
-// Trains and returns the final config and state; prints progress to stderr.
-LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human) {
+struct Trained {
+  LoadedRun run;                     // final config and state; run.source is the run directory
+  std::unique_ptr<Learner> learner;  // holds that state, ready to evaluate
+};
+
+// Trains and returns the run with its learner; prints progress to stderr.
+Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human) {
   apply_threads(g);
   std::string note;
   const Device device = train_device(g, &note);
@@ -117,7 +122,7 @@ LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& 
   } else {
     TrainFlags flags = f;
     flags.seed = g.seed;
-    run.cfg = flags.to_config(device);
+    run.cfg = flags.to_config();
     dir = f.out.empty() ? fresh_run_dir(run.cfg.env, run.cfg.seed) : f.out;
     RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
                 dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
@@ -137,11 +142,11 @@ LoadedRun run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& 
   run.source = dir;
   human << "trained " << run.state.iteration << " iterations in " << static_cast<int>(run.state.elapsed_seconds)
         << " s; policy exported to " << (fs::path(dir) / "policy.safetensors").string() << "\n";
-  return run;
+  return Trained{std::move(run), std::move(learner)};
 }
 
 int run_train(const GlobalFlags& g, const TrainFlags& f) {
-  const LoadedRun run = run_training(g, f, g.human());
+  const LoadedRun run = run_training(g, f, g.human()).run;
   if (g.json()) {
     nlohmann::json j = config_to_json(run.cfg);
     j["run_dir"] = run.source;
@@ -191,23 +196,20 @@ int run_export(const GlobalFlags& g, const ExportFlags& f) {
 
 int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances) {
   std::ostream& human = g.human();
-  const LoadedRun run = run_training(g, f, human);
-  auto learner = make_learner(Device::kCpu, run.cfg);
-  learner->set_state(run.state);
-  const std::vector<double> rl2_totals = learner->evaluate(instances, kEvalStream);
-  nlohmann::json e = eval_json(run.cfg, rl2_totals, run.cfg.seed);
-  e["run_dir"] = run.source;
+  const Trained trained = run_training(g, f, human);
+  const std::vector<double> rl2_totals = trained.learner->evaluate(instances, kEvalStream);
+  nlohmann::json e = eval_json(trained.run.cfg, rl2_totals, trained.run.cfg.seed);
+  e["run_dir"] = trained.run.source;
   print_eval(human, e);
   human << "classical baselines on the same " << instances << " instances:\n";
   BaselinesFlags bf;
   bf.env = f.env;
   bf.instances = instances;
-  GlobalFlags quiet = g;
   if (g.json()) {
     // Capture the baselines' JSON and join it with the RL² result in one object.
     std::stringstream captured;
     auto* old = std::cout.rdbuf(captured.rdbuf());
-    const int rc = run_baselines(quiet, bf, &rl2_totals);
+    const int rc = run_baselines(g, bf, &rl2_totals);
     std::cout.rdbuf(old);
     nlohmann::json out;
     out["rl2"] = e;
@@ -215,7 +217,7 @@ int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances
     std::cout << out.dump() << "\n";
     return rc;
   }
-  return run_baselines(quiet, bf, &rl2_totals);
+  return run_baselines(g, bf, &rl2_totals);
 }
 
 }  // namespace rl2

@@ -16,7 +16,6 @@
 #include "cpu/policy_objective.hpp"
 #include "rl2/policy/gru.hpp"
 #include "rl2/policy/softmax.hpp"
-#include "rl2/stats/stats.hpp"
 #include "rl2/train/learner.hpp"
 
 namespace rl2 {
@@ -55,10 +54,6 @@ class CpuLearner final : public Learner {
     values_.resize(static_cast<size_t>(tn));
     adv_.resize(static_cast<size_t>(tn));
     returns_.resize(static_cast<size_t>(tn));
-    logits_.resize(static_cast<size_t>(tn * A_));
-    probs_.resize(static_cast<size_t>(tn * A_));
-    d_out_.resize(static_cast<size_t>(tn * A_));
-    terms_.resize(static_cast<size_t>(tn));
   }
 
   IterationStats iterate() override {
@@ -192,9 +187,9 @@ class CpuLearner final : public Learner {
     for (int64_t k = 0; k < tn; ++k) resid[k] = static_cast<double>(returns_[k]) - values_[k];
     const double var_ret = variance(ret);
     const double ev = var_ret > 0.0 ? 1.0 - variance(resid) / var_ret : 0.0;
-    const MeanStderr ms = mean_stderr(adv);
+    const double adv_mean = sum_serial(adv) / static_cast<double>(tn);
     const double sd = std::sqrt(variance(adv));
-    for (int64_t k = 0; k < tn; ++k) adv_[k] = static_cast<float>((adv_[k] - ms.mean) / (sd + 1e-8));
+    for (int64_t k = 0; k < tn; ++k) adv_[k] = static_cast<float>((adv_[k] - adv_mean) / (sd + 1e-8));
     return ev;
   }
 
@@ -284,7 +279,7 @@ class CpuLearner final : public Learner {
   // The batch: [T, N, I] inputs and [T, N] / [T, N, A] per-step data.
   std::vector<float> x_, rewards_, logp_old_, probs_old_, values_, adv_, returns_;
   std::vector<int32_t> actions_;
-  // Scratch of the policy objective.
+  // Scratch of the policy objective (sized by CpuPolicyObjective).
   std::vector<float> logits_, probs_, d_out_;
   std::vector<double> terms_;
   GruCache<float> pol_cache_, cand_cache_, base_cache_, fit_cache_;
