@@ -1,6 +1,7 @@
-// Launchers of the batched environment kernels (kernels/env_step.cu), instantiated for Bandit and
-// TabularMdp. Layout: one thread per trial; the body is the env's RL2_HD reset/step/observe, the same
-// code the CPU backend loops over.
+// Launchers of the batched environment kernels (kernels/env_step.cu), instantiated for Bandit,
+// TabularMdp and Maze. Layout: one thread per trial; the body is the env's RL2_HD reset/step/observe,
+// the same code the CPU backend loops over. The maze's view is rendered by its own kernel, one thread
+// per column (render_column), launched by the same launchers.
 #pragma once
 
 #include <cuda_runtime.h>

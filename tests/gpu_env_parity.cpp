@@ -1,5 +1,6 @@
 // CPU vs CUDA batched simulators, bit for bit (DESIGN.md section 2): same seeds and actions give
-// identical tasks, states, observations, rewards and dones at every step, at awkward batch sizes.
+// identical tasks, states, observations, rewards and dones at every step, at awkward batch sizes
+// (bandit, tabular MDP, and the maze with its rendered view).
 // Skips with the reason when no GPU is usable (label `gpu`).
 #include <gtest/gtest.h>
 
@@ -76,6 +77,23 @@ TEST_P(GpuEnvParity, Mdp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AwkwardSizes, GpuEnvParity, ::testing::Values(1, 7, 65, 1000, 4097));
+
+// The maze: Prim layouts, dynamics and the per-column render kernel against the CPU's observe() loop.
+// Shortest valid horizons keep the per-step snapshots (3600 floats a trial) quick.
+class GpuMazeParity : public GpuEnvParity {};
+
+TEST_P(GpuMazeParity, Maze) {
+#if defined(RL2_WITH_CUDA)
+  EnvConfig cfg;
+  cfg.kind = EnvKind::kMaze;
+  cfg.maze = {5, 2, Maze::max_shortest_path(MazeParams{}), 1000};  // a training pool
+  check_parity(cfg, GetParam());
+  cfg.maze = {9, 1, Maze::max_shortest_path(MazeParams{9, 1, 0, 0}), 0};  // one configuration per trial
+  check_parity(cfg, GetParam());
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(AwkwardSizes, GpuMazeParity, ::testing::Values(1, 7, 65));
 
 TEST(GpuEnv, CudaRequestWithoutDeviceIsAnInputError) {
   if (cuda_probe().usable) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";

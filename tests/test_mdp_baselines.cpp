@@ -293,7 +293,7 @@ TEST(MdpBaselines, RandomReplaysTheEnvironmentStream) {
     const uint64_t trial = kEvalStream + static_cast<uint64_t>(i);
     TabularMdp::sample_task(mp, opt.seed, trial, task.data());
     TabularMdp::State st;
-    TabularMdp::reset(mp, st);
+    TabularMdp::reset(mp, task.data(), st);
     double total = 0.0;
     for (int64_t t = 0; t < TabularMdp::trial_length(mp); ++t) {
       const Bits4 b = philox_bits(opt.seed, trial, static_cast<uint32_t>(t), Purpose::kBaseline, 0);

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages rl2-cuda builds against (the CUDA toolkit itself is assumed present;
 # without nvcc the build is CPU-only). Skips apt entirely when everything is already installed.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ python3 python3-numpy libcli11-dev nlohmann-json3-dev librandom123-dev libgtest-dev libopenblas-dev)
+pkgs=(cmake ninja-build g++ python3 python3-numpy libcli11-dev nlohmann-json3-dev librandom123-dev libgtest-dev libopenblas-dev libpng-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

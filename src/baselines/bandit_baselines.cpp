@@ -259,7 +259,7 @@ std::vector<double> play_trials(const BanditParams& params, uint64_t seed, uint6
       const uint64_t trial = first_trial + static_cast<uint64_t>(i);
       Bandit::sample_task(params, seed, trial, task.data());
       Bandit::State state;
-      Bandit::reset(params, state);
+      Bandit::reset(params, task.data(), state);
       policy.reset(params.arms);
       double total = 0.0;
       for (int32_t t = 0; t < params.episodes; ++t) {

@@ -147,7 +147,7 @@ double play_trial(const MdpParams& mp, MdpKind kind, double hyper, uint64_t seed
   TabularMdp::sample_task(mp, seed, trial, ws.task.data());
   ws.post.clear();
   TabularMdp::State st;
-  TabularMdp::reset(mp, st);
+  TabularMdp::reset(mp, ws.task.data(), st);
   const double epsilon = kind == MdpKind::kEpsGreedy ? hyper : 0.0;
   double total = 0.0;
   for (int32_t e = 0; e < mp.episodes; ++e) {

@@ -48,6 +48,8 @@ std::string hyper_text(const BaselineResult& r) {
 int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vector<double>* rl2_totals) {
   apply_threads(g);
   const EnvConfig cfg = f.env.to_config();
+  RL2_REQUIRE(cfg.kind != EnvKind::kMaze,
+              "no classical baselines for the maze; its Table 3 compares RL² episodes with each other (rl2-cuda eval)");
   RL2_REQUIRE(f.instances >= 1, "--instances must be at least 1 (got " + std::to_string(f.instances) + ")");
   RL2_REQUIRE(f.tune_instances >= -1, "--tune-instances must be 0 or more (got " + std::to_string(f.tune_instances) + ")");
   BaselineOptions opt;

@@ -12,12 +12,14 @@ namespace {
 
 constexpr const char* kFooter = R"(Examples:
   rl2-cuda                                     default job: train RL² on bandits k=5, n=10, evaluate
+  rl2-cuda --env maze --mazes 1000             train on 1000 mazes, evaluate Table 3 on held-out mazes
   rl2-cuda train --env mdp --episodes 10 --out runs/mdp10
   rl2-cuda eval --checkpoint runs/mdp10 --instances 1000 --format json
   rl2-cuda export --checkpoint runs/mdp10 --format safetensors --out policy.safetensors
   rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
   rl2-cuda baselines --env mdp --episodes 25 --policy ucrl2 --format json
   rl2-cuda bench --env bandit --arms 5 --episodes 10 --sweep
+  rl2-cuda render --env maze --size 5 --seed 3 --out maze.png --frames 8
   rl2-cuda info
 Config files (--config run.toml) hold flags by name; flags of a subcommand go under its table, e.g.
   seed = 3
@@ -27,12 +29,10 @@ Config files (--config run.toml) hold flags by name; flags of a subcommand go un
 Unknown keys are an error. Global flags (--device --seed --format --threads --config) may also follow
 the subcommand. Run `rl2-cuda <command> --help` for each command's flags.)";
 
-constexpr const char* kNoMaze = "the maze and its renderer land with the maze issue (docs/roadmap.md)";
-
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"rl2-cuda: RL² (Duan et al. 2016) on batched bandit and tabular-MDP simulators, CPU and CUDA.\n"
+  CLI::App app{"rl2-cuda: RL² (Duan et al. 2016) on batched bandit, tabular-MDP and maze simulators, CPU and CUDA.\n"
                "With no command: train RL² on the given task distribution, then evaluate it beside the "
                "classical baselines."};
   app.name("rl2-cuda");
@@ -57,6 +57,7 @@ int run_cli(int argc, char** argv) {
   EvalFlags ef;
   eval->add_option("--checkpoint", ef.checkpoint, "run directory or .safetensors file")->required();
   eval->add_option("--instances", ef.instances, "held-out evaluation instances")->capture_default_str();
+  eval->add_option("--video", ef.video, "maze: write the first 3 evaluation trials as PNG frames into this directory");
 
   CLI::App* exp = app.add_subcommand("export", "export a trained policy and baseline as safetensors (torch.nn.GRU names)");
   ExportFlags xf;
@@ -88,12 +89,15 @@ int run_cli(int argc, char** argv) {
 
   CLI::App* info = app.add_subcommand("info", "version, build flags, CUDA/cuDNN at build time, devices at run time");
 
-  std::vector<CLI::App*> later;
-  for (auto [name, what] : {std::pair{"render", "render maze views to PNG"}}) {
-    CLI::App* sub = app.add_subcommand(name, std::string(what) + " [not available yet]");
-    sub->allow_extras();
-    later.push_back(sub);
-  }
+  CLI::App* render = app.add_subcommand("render", "maze views as PNG: first-person frames of a random trajectory, top view");
+  RenderFlags rf;
+  rf.env.env = "maze";
+  add_env_flags(*render, rf.env);
+  render->add_option("--out", rf.out, "writes <stem>_fp_000.png ... and <stem>_top.png beside this name")
+      ->capture_default_str();
+  render->add_option("--frames", rf.frames, "first-person frames (the first observation, then one per step)")
+      ->capture_default_str();
+  render->add_option("--policy", rf.policy, "who picks the actions: random (seeded)")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -116,12 +120,7 @@ int run_cli(int argc, char** argv) {
       return run_eval(g, ef);
     }
     if (*exp) return run_export(g, xf);
-    for (CLI::App* sub : later) {
-      if (*sub) {
-        std::cerr << "rl2-cuda: error: '" << sub->get_name() << "' is not available yet: " << kNoMaze << "\n";
-        return 2;
-      }
-    }
+    if (*render) return run_render(g, rf);
     // The default job: train on the given setting, evaluate, and compare with the classical baselines.
     bare.seed = g.seed;
     return run_default_job(g, bare, bare_instances);

@@ -24,13 +24,16 @@ void add_global_flags(CLI::App& app, GlobalFlags& g) {
 }
 
 void add_env_flags(CLI::App& app, EnvFlags& f) {
-  app.add_option("--env", f.env, "task distribution: bandit | mdp (maze lands later)")->capture_default_str();
+  app.add_option("--env", f.env, "task distribution: bandit | mdp | maze")->capture_default_str();
   app.add_option("--arms", f.arms, "bandit: number of arms k (paper: 5, 10, 50)")->capture_default_str();
-  app.add_option("--episodes", f.episodes, "episodes per trial n (bandit: pulls; paper: 10, 100, 500 / 10..100)")
-      ->capture_default_str();
+  app.add_option("--episodes", f.episodes,
+                 "episodes per trial n (bandit: pulls; paper: 10, 100, 500 / 10..100; default 10, maze 2)");
   app.add_option("--states", f.states, "mdp: number of states (paper: 10)")->capture_default_str();
   app.add_option("--actions", f.actions, "mdp: number of actions (paper: 5)")->capture_default_str();
-  app.add_option("--horizon", f.horizon, "mdp: steps per episode (paper: 10)")->capture_default_str();
+  app.add_option("--horizon", f.horizon, "mdp, maze: steps per episode (default: mdp 10, maze 250, 9x9 maze 1000)");
+  app.add_option("--size", f.size, "maze: 5 or 9 (5x5 or 9x9 cells inside the outer wall)")->capture_default_str();
+  app.add_option("--mazes", f.mazes, "maze: training configurations (layout, start, target) drawn from the seed")
+      ->capture_default_str();
 }
 
 EnvConfig EnvFlags::to_config() const {
@@ -42,10 +45,15 @@ EnvConfig EnvFlags::to_config() const {
     return static_cast<int32_t>(v);
   };
   if (c.kind == EnvKind::kBandit) {
-    c.bandit = {narrow(arms, "arms"), narrow(episodes, "episodes")};
+    c.bandit = {narrow(arms, "arms"), narrow(episodes.value_or(10), "episodes")};
+  } else if (c.kind == EnvKind::kMdp) {
+    c.mdp = {narrow(states, "states"), narrow(actions, "actions"), narrow(horizon.value_or(10), "horizon"),
+             narrow(episodes.value_or(10), "episodes")};
   } else {
-    c.mdp = {narrow(states, "states"), narrow(actions, "actions"), narrow(horizon, "horizon"),
-             narrow(episodes, "episodes")};
+    // The paper evaluates 9x9 mazes with 4x the 5x5 horizon.
+    const int32_t s = narrow(size, "size");
+    c.maze = {s, narrow(episodes.value_or(2), "episodes"), narrow(horizon.value_or(s == 9 ? 1000 : 250), "horizon"),
+              narrow(mazes, "mazes")};
   }
   c.validate();
   return c;

@@ -22,8 +22,8 @@ void require_positive(int64_t v, const char* what) {
 EnvKind parse_env_kind(const std::string& name) {
   if (name == "bandit") return EnvKind::kBandit;
   if (name == "mdp") return EnvKind::kMdp;
-  if (name == "maze") throw InputError("--env maze is not available in this build yet (it lands with the maze issue)");
-  throw InputError("unknown --env '" + name + "' (expected bandit or mdp)");
+  if (name == "maze") return EnvKind::kMaze;
+  throw InputError("unknown --env '" + name + "' (expected bandit, mdp or maze)");
 }
 
 void EnvConfig::validate() const {
@@ -32,7 +32,7 @@ void EnvConfig::validate() const {
     require_positive(bandit.episodes, "episodes");
     RL2_REQUIRE(bandit.arms <= kMaxArms, "--arms " + std::to_string(bandit.arms) + " is too large (at most " +
                                              std::to_string(kMaxArms) + ")");
-  } else {
+  } else if (kind == EnvKind::kMdp) {
     require_positive(mdp.states, "states");
     require_positive(mdp.actions, "actions");
     require_positive(mdp.horizon, "horizon");
@@ -41,16 +41,31 @@ void EnvConfig::validate() const {
                 "--states " + std::to_string(mdp.states) + " is too large (at most " + std::to_string(kMaxStates) + ")");
     RL2_REQUIRE(mdp.actions <= kMaxActions, "--actions " + std::to_string(mdp.actions) + " is too large (at most " +
                                                 std::to_string(kMaxActions) + ")");
+  } else {
+    RL2_REQUIRE(maze.size == 5 || maze.size == 9,
+                "--size must be 5 or 9 (a 5x5 or 9x9 maze; got " + std::to_string(maze.size) + ")");
+    require_positive(maze.episodes, "episodes");
+    // 0 is the evaluation's "every trial its own configuration"; the CLI asks for at least 1.
+    RL2_REQUIRE(maze.mazes >= 0, "--mazes must be at least 1 (got " + std::to_string(maze.mazes) + ")");
+    const int32_t need = Maze::max_shortest_path(maze);
+    RL2_REQUIRE(maze.horizon >= need, "--horizon " + std::to_string(maze.horizon) +
+                                          " is too small to reach a target in a size-" + std::to_string(maze.size) +
+                                          " maze (needs at least " + std::to_string(need) + " steps)");
   }
   RL2_REQUIRE(trial_length() <= kMaxTrialSteps, "a trial of " + std::to_string(trial_length()) +
                                                     " steps is too long (at most " + std::to_string(kMaxTrialSteps) + ")");
 }
 
-std::string EnvConfig::name() const { return kind == EnvKind::kBandit ? "bandit" : "mdp"; }
+std::string EnvConfig::name() const {
+  return kind == EnvKind::kBandit ? "bandit" : kind == EnvKind::kMdp ? "mdp" : "maze";
+}
 
 std::string EnvConfig::describe() const {
   if (kind == EnvKind::kBandit)
     return "bandit k=" + std::to_string(bandit.arms) + " n=" + std::to_string(bandit.episodes);
+  if (kind == EnvKind::kMaze)
+    return "maze " + std::to_string(maze.size) + "x" + std::to_string(maze.size) + " n=" + std::to_string(maze.episodes) +
+           " H=" + std::to_string(maze.horizon) + " M=" + std::to_string(maze.mazes);
   return "mdp S=" + std::to_string(mdp.states) + " A=" + std::to_string(mdp.actions) + " T=" +
          std::to_string(mdp.horizon) + " n=" + std::to_string(mdp.episodes);
 }
@@ -67,10 +82,14 @@ int32_t EnvConfig::num_actions() const {
 int64_t EnvConfig::trial_length() const {
   return visit_env(*this, [](auto env, const auto& p) { return decltype(env)::trial_length(p); });
 }
-int32_t EnvConfig::episodes() const { return kind == EnvKind::kBandit ? bandit.episodes : mdp.episodes; }
+int32_t EnvConfig::episodes() const {
+  return visit_env(*this, [](auto, const auto& p) { return p.episodes; });
+}
 
 int64_t EnvConfig::bytes_per_trial() const {
-  const int64_t state_bytes = kind == EnvKind::kBandit ? sizeof(Bandit::State) : sizeof(TabularMdp::State);
+  const int64_t state_bytes = visit_env(*this, [](auto env, const auto&) {
+    return static_cast<int64_t>(sizeof(typename decltype(env)::State));
+  });
   return 4 * (task_size() + obs_size()) + state_bytes + 4 /*reward*/ + 1 /*done*/ + 4 /*action*/;
 }
 

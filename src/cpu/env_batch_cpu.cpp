@@ -33,8 +33,8 @@ class CpuEnvBatch final : public EnvBatch {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < trials_; ++i) {
       Env::sample_task(p_, seed, first_trial + static_cast<uint64_t>(i), &tasks_[i * task_size_]);
-      Env::reset(p_, states_[i]);
-      Env::observe(p_, states_[i], obs_.data() + i * obs_size_);
+      Env::reset(p_, &tasks_[i * task_size_], states_[i]);
+      Env::observe(p_, &tasks_[i * task_size_], states_[i], obs_.data() + i * obs_size_);
       rewards_[i] = 0.0f;
       dones_[i] = 0;
     }
@@ -55,7 +55,7 @@ class CpuEnvBatch final : public EnvBatch {
                                     first_trial_ + static_cast<uint64_t>(i));
       rewards_[i] = out.reward;
       dones_[i] = out.done;
-      Env::observe(p_, states_[i], obs_.data() + i * obs_size_);
+      Env::observe(p_, &tasks_[i * task_size_], states_[i], obs_.data() + i * obs_size_);
     }
     RL2_CHECK(!bad_action, "action out of range [0, " + std::to_string(num_actions) + ")");
     ++steps_;

@@ -26,12 +26,13 @@ constexpr uint64_t kEvalStream = uint64_t{1} << 63;
 
 // What a block of random bits is for; part of the counter, so streams for different purposes never overlap.
 enum class Purpose : uint32_t {
-  kTask = 1,        // sampling the task (arm means, MDP rewards and transitions, maze layout)
+  kTask = 1,        // sampling the task (arm means, MDP rewards and transitions, which maze)
   kReward = 2,      // reward noise at a step
   kTransition = 3,  // next-state draw at a step
   kAction = 4,      // the learned policy's action sample at a step
   kBaseline = 5,    // a classical baseline's own randomness at a step (ties, posterior samples)
   kShuffle = 6,     // the trainer's minibatch order (trial = iteration, step = epoch)
+  kMaze = 7,        // a maze configuration (trial = configuration id): layout, start pose, target
   kInit = 16,       // parameter initialisation (kInit + which network)
 };
 

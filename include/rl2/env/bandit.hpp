@@ -36,7 +36,7 @@ struct Bandit {
     RandomStream rs(seed, trial, 0, Purpose::kTask);
     for (int32_t i = 0; i < p.arms; ++i) task[i] = rs.uniform();
   }
-  RL2_HD static void reset(const Params&, State& s) { s.t = 0; }
+  RL2_HD static void reset(const Params&, const float*, State& s) { s.t = 0; }
   // Reward: 1 if U < p_a with U drawn from (trial, step, kReward): the draw does not depend on the
   // action, so every policy sees common random numbers.
   RL2_HD static StepOut step(const Params&, const float* task, State& s, int32_t action, uint64_t seed,
@@ -48,7 +48,7 @@ struct Bandit {
     s.t += 1;
     return out;
   }
-  RL2_HD static void observe(const Params&, const State&, float*) {}
+  RL2_HD static void observe(const Params&, const float*, const State&, float*) {}
 };
 
 }  // namespace rl2

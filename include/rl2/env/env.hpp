@@ -6,21 +6,23 @@
 #include <string>
 
 #include "rl2/env/bandit.hpp"
+#include "rl2/env/maze.hpp"
 #include "rl2/env/tabular_mdp.hpp"
 
 namespace rl2 {
 
-enum class EnvKind { kBandit, kMdp };
+enum class EnvKind { kBandit, kMdp, kMaze };
 
 struct EnvConfig {
   EnvKind kind = EnvKind::kBandit;
   BanditParams bandit;
   MdpParams mdp;
+  MazeParams maze;
 
   // Throws InputError with a one-line reason when a size is zero, negative or absurd.
   void validate() const;
-  std::string name() const;      // "bandit" | "mdp"
-  std::string describe() const;  // e.g. "bandit k=5 n=10"
+  std::string name() const;      // "bandit" | "mdp" | "maze"
+  std::string describe() const;  // e.g. "bandit k=5 n=10", "maze 5x5 n=2 H=250 M=1000"
   int64_t task_size() const;     // floats of task data per trial
   int64_t obs_size() const;      // floats of observation per trial
   int32_t num_actions() const;
@@ -38,6 +40,8 @@ decltype(auto) visit_env(const EnvConfig& cfg, F&& f) {
   switch (cfg.kind) {
     case EnvKind::kMdp:
       return f(TabularMdp{}, cfg.mdp);
+    case EnvKind::kMaze:
+      return f(Maze{}, cfg.maze);
     case EnvKind::kBandit:
     default:
       return f(Bandit{}, cfg.bandit);

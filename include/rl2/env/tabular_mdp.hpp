@@ -66,7 +66,7 @@ struct TabularMdp {
       cdf[p.states - 1] = 1.0f;
     }
   }
-  RL2_HD static void reset(const Params&, State& s) {
+  RL2_HD static void reset(const Params&, const float*, State& s) {
     s.t = 0;
     s.s = 0;
   }
@@ -91,7 +91,7 @@ struct TabularMdp {
     return out;
   }
   // obs: [states] onehot of the current state.
-  RL2_HD static void observe(const Params& p, const State& st, float* obs) {
+  RL2_HD static void observe(const Params& p, const float*, const State& st, float* obs) {
     for (int32_t j = 0; j < p.states; ++j) obs[j] = j == st.s ? 1.0f : 0.0f;
   }
 };
