@@ -1,7 +1,7 @@
 // GRU checks (include/rl2/policy/gru.hpp): the float64 reference against central finite differences
-// (every parameter and every input), its JVP against finite differences and against backward (adjoint
-// identity), the float32 reference and the fast OpenBLAS path against the float64 reference at awkward
-// sizes, the one-step form against the sequence forward, and the hidden-state carry. Fixed seeds.
+// (every parameter and every input), its JVP (with and without an input tangent dx) against finite
+// differences and against backward (adjoint identities, d_x included), the float32 reference and the
+// fast OpenBLAS path against the float64 reference at awkward sizes, the one-step form against the sequence forward, and the hidden-state carry. Fixed seeds.
 // Relative errors are norm-wise, ||a − b||₂ / max(||a||₂, ||b||₂, tiny), unless a test says per element.
 #include <gtest/gtest.h>
 
@@ -10,41 +10,17 @@
 #include <limits>
 #include <vector>
 
-#include "rl2/core/rng.hpp"
+#include "numeric_test_util.hpp"
 #include "rl2/policy/gru.hpp"
 
 namespace rl2 {
 namespace {
 
-using VecD = std::vector<double>;
-using VecF = std::vector<float>;
-
-// Test data: uniform in (-scale, scale), from a purpose value no library stream uses.
-VecF random_vec(size_t n, uint64_t seed, float scale = 1.0f) {
-  RandomStream rs(seed, 7, 0, static_cast<Purpose>(250));
-  VecF v(n);
-  for (auto& e : v) e = static_cast<float>(scale * uniform_signed(rs.next_u32()));
-  return v;
-}
-
-VecD to_double(const VecF& v) { return VecD(v.begin(), v.end()); }
-
-template <class A, class B>
-double rel_err(const A* a, const B* b, size_t n) {
-  double d = 0, na = 0, nb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
-    d += (x - y) * (x - y);
-    na += x * x;
-    nb += y * y;
-  }
-  return std::sqrt(d) / std::max({std::sqrt(na), std::sqrt(nb), 1e-30});
-}
-template <class A, class B>
-double rel_err(const std::vector<A>& a, const std::vector<B>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  return rel_err(a.data(), b.data(), std::min(a.size(), b.size()));
-}
+using test::rel_err;
+using test::to_double;
+using test::VecD;
+using test::VecF;
+using test::random_vec;
 
 // Parameters from gru_init with a full-size head (head_scale 1), so every tensor matters to the output.
 VecF init_params(const GruShape& s, uint64_t seed) {
@@ -179,6 +155,33 @@ TEST(GruRef, JvpMatchesFiniteDifference) {
   EXPECT_LE(worst, 1e-6);
 }
 
+// The input tangent: gru_jvp_ref along (v, dx) against central differences of out(p + e v, x + e dx).
+TEST(GruRef, JvpWithInputTangentMatchesFiniteDifference) {
+  const GruShape s = kSmall;
+  const int64_t T = kSmallT, B = kSmallB;
+  const VecD p = to_double(init_params(s, 35));
+  const VecD x = to_double(random_vec(static_cast<size_t>(T * B * s.input), 36));
+  const VecD v = to_double(random_vec(p.size(), 37));
+  const VecD dx = to_double(random_vec(x.size(), 38));
+  GruCache<double> cache;
+  VecD out(static_cast<size_t>(T * B * s.out)), jv(out.size());
+  gru_forward_ref(s, p.data(), x.data(), T, B, cache, out.data());
+  gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), jv.data(), dx.data());
+  auto out_at = [&](double e) {  // out(p + e v, x + e dx)
+    VecD q = p, xe = x;
+    for (size_t i = 0; i < q.size(); ++i) q[i] += e * v[i];
+    for (size_t i = 0; i < xe.size(); ++i) xe[i] += e * dx[i];
+    return forward_ref(s, q, xe, T, B);
+  };
+  const VecD o2 = out_at(2 * kEps), o1 = out_at(kEps), m1 = out_at(-kEps), m2 = out_at(-2 * kEps);
+  VecD fd(out.size());
+  for (size_t i = 0; i < fd.size(); ++i) fd[i] = (-o2[i] + 8 * o1[i] - 8 * m1[i] + m2[i]) / (12 * kEps);
+  EXPECT_LE(rel_err(jv, fd), 1e-6);
+  double worst = 0;
+  for (size_t i = 0; i < fd.size(); ++i) worst = std::max(worst, per_element_err(jv[i], fd[i]));
+  EXPECT_LE(worst, 1e-6);
+}
+
 // <J v, u> = <v, Jᵀ u>: forward mode and reverse mode describe the same Jacobian.
 TEST(GruRef, JvpIsAdjointOfBackward) {
   const GruShape s{5, 7, 3};
@@ -199,39 +202,92 @@ TEST(GruRef, JvpIsAdjointOfBackward) {
   EXPECT_LE(std::abs(lhs - rhs) / std::max({std::abs(lhs), std::abs(rhs), 1e-30}), 1e-10) << lhs << " vs " << rhs;
 }
 
+// The same identity with the input moving too: <J (v, dx), u> = <v, J_θᵀ u> + <dx, J_xᵀ u>, which ties
+// gru_jvp_ref's dx to gru_backward_ref's d_x.
+TEST(GruRef, InputTangentIsAdjointOfInputGradient) {
+  const GruShape s{5, 7, 3};
+  const int64_t T = 6, B = 4;
+  const VecD p = to_double(init_params(s, 45));
+  const VecD x = to_double(random_vec(static_cast<size_t>(T * B * s.input), 46));
+  const VecD v = to_double(random_vec(p.size(), 47));
+  const VecD dx = to_double(random_vec(x.size(), 48));
+  const VecD u = to_double(random_vec(static_cast<size_t>(T * B * s.out), 49));
+  GruCache<double> cache;
+  VecD out(u.size()), jv(u.size());
+  gru_forward_ref(s, p.data(), x.data(), T, B, cache, out.data());
+  gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), jv.data(), dx.data());
+  VecD jtu(p.size(), 0.0), jxtu(x.size());
+  gru_backward_ref(s, p.data(), x.data(), T, B, cache, u.data(), jtu.data(), jxtu.data());
+  const double lhs = test::dot(jv, u), rhs = test::dot(v, jtu) + test::dot(dx, jxtu);
+  EXPECT_LE(std::abs(lhs - rhs) / std::max({std::abs(lhs), std::abs(rhs), 1e-30}), 1e-10) << lhs << " vs " << rhs;
+}
+
+// dx = nullptr is the old behaviour, and a dx of zeros adds exact zeros: both bit for bit, both paths.
+TEST(Gru, ZeroInputTangentIsBitIdentical) {
+  const GruShape s{6, 33, 4};
+  const int64_t T = 5, B = 9;
+  const VecF p = init_params(s, 91);
+  const VecF x = random_vec(static_cast<size_t>(T * B * s.input), 92);
+  const VecF v = random_vec(p.size(), 93);
+  const VecF zeros(x.size(), 0.0f);
+  for (bool fast : {false, true}) {
+    SCOPED_TRACE(fast ? "fast" : "ref");
+    GruCache<float> cache;
+    VecF out(static_cast<size_t>(T * B * s.out)), plain(out.size()), with_null(out.size()), with_zeros(out.size());
+    if (fast) {
+      gru_forward(s, p.data(), x.data(), T, B, cache, out.data());
+      gru_jvp(s, p.data(), x.data(), T, B, cache, v.data(), plain.data());
+      gru_jvp(s, p.data(), x.data(), T, B, cache, v.data(), with_null.data(), nullptr);
+      gru_jvp(s, p.data(), x.data(), T, B, cache, v.data(), with_zeros.data(), zeros.data());
+    } else {
+      gru_forward_ref(s, p.data(), x.data(), T, B, cache, out.data());
+      gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), plain.data());
+      gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), with_null.data(), static_cast<const float*>(nullptr));
+      gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), with_zeros.data(), zeros.data());
+    }
+    EXPECT_EQ(plain, with_null);
+    EXPECT_EQ(plain, with_zeros);
+  }
+}
+
 // Everything a GRU call produces, in one precision, for comparisons.
 template <class Real>
 struct GruResults {
-  std::vector<Real> out, grad, dx, jv, h_last;
+  std::vector<Real> out, grad, dx, jv, jv_dx, h_last;  // jv_dx: the JVP along (v, tx)
 };
 
 template <class Real>
 GruResults<Real> run_ref(const GruShape& s, const std::vector<Real>& p, const std::vector<Real>& x,
-                         const std::vector<Real>& d_out, const std::vector<Real>& v, int64_t T, int64_t B) {
+                         const std::vector<Real>& d_out, const std::vector<Real>& v, const std::vector<Real>& tx,
+                         int64_t T, int64_t B) {
   GruResults<Real> res;
   GruCache<Real> cache;
   res.out.resize(d_out.size());
   res.jv.resize(d_out.size());
+  res.jv_dx.resize(d_out.size());
   res.grad.assign(p.size(), Real(0));
   res.dx.resize(x.size());
   gru_forward_ref(s, p.data(), x.data(), T, B, cache, res.out.data());
   gru_backward_ref(s, p.data(), x.data(), T, B, cache, d_out.data(), res.grad.data(), res.dx.data());
   gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), res.jv.data());
+  gru_jvp_ref(s, p.data(), x.data(), T, B, cache, v.data(), res.jv_dx.data(), tx.data());
   res.h_last.assign(cache.h.end() - B * s.hidden, cache.h.end());
   return res;
 }
 
 GruResults<float> run_fast(const GruShape& s, const VecF& p, const VecF& x, const VecF& d_out, const VecF& v,
-                           int64_t T, int64_t B) {
+                           const VecF& tx, int64_t T, int64_t B) {
   GruResults<float> res;
   GruCache<float> cache;
   res.out.resize(d_out.size());
   res.jv.resize(d_out.size());
+  res.jv_dx.resize(d_out.size());
   res.grad.assign(p.size(), 0.0f);
   res.dx.resize(x.size());
   gru_forward(s, p.data(), x.data(), T, B, cache, res.out.data());
   gru_backward(s, p.data(), x.data(), T, B, cache, d_out.data(), res.grad.data(), res.dx.data());
   gru_jvp(s, p.data(), x.data(), T, B, cache, v.data(), res.jv.data());
+  gru_jvp(s, p.data(), x.data(), T, B, cache, v.data(), res.jv_dx.data(), tx.data());
   res.h_last.assign(cache.h.end() - B * s.hidden, cache.h.end());
   return res;
 }
@@ -242,6 +298,7 @@ void expect_close(const GruShape& s, const GruResults<float>& got, const GruResu
   EXPECT_LE(rel_err(got.h_last, want.h_last), tol) << "h[T]";
   EXPECT_LE(rel_err(got.dx, want.dx), tol) << "d_x";
   EXPECT_LE(rel_err(got.jv, want.jv), tol) << "jvp";
+  EXPECT_LE(rel_err(got.jv_dx, want.jv_dx), tol) << "jvp with dx";
   for (const Slice& sl : slices(s)) {
     EXPECT_LE(rel_err(got.grad.data() + sl.begin, want.grad.data() + sl.begin, static_cast<size_t>(sl.end - sl.begin)),
               tol)
@@ -258,8 +315,9 @@ TEST(GruRef, FloatMatchesDouble) {
   const VecF x = random_vec(static_cast<size_t>(T * B * s.input), 52);
   const VecF d_out = random_vec(static_cast<size_t>(T * B * s.out), 53);
   const VecF v = random_vec(p.size(), 54);
-  const auto want = run_ref(s, to_double(p), to_double(x), to_double(d_out), to_double(v), T, B);
-  const auto got = run_ref(s, p, x, d_out, v, T, B);
+  const VecF tx = random_vec(x.size(), 55);
+  const auto want = run_ref(s, to_double(p), to_double(x), to_double(d_out), to_double(v), to_double(tx), T, B);
+  const auto got = run_ref(s, p, x, d_out, v, tx, T, B);
   SCOPED_TRACE("float32 reference");
   expect_close(s, got, want, 1e-4);
 }
@@ -278,8 +336,9 @@ TEST(GruFast, MatchesDoubleRefAtAwkwardSizes) {
           const VecF x = random_vec(static_cast<size_t>(T * B * I), ++seed);
           const VecF d_out = random_vec(static_cast<size_t>(T * B * s.out), ++seed);
           const VecF v = random_vec(p.size(), ++seed);
-          const auto want = run_ref(s, to_double(p), to_double(x), to_double(d_out), to_double(v), T, B);
-          expect_close(s, run_fast(s, p, x, d_out, v, T, B), want, 1e-4);
+          const VecF tx = random_vec(x.size(), seed + 5000);
+          const auto want = run_ref(s, to_double(p), to_double(x), to_double(d_out), to_double(v), to_double(tx), T, B);
+          expect_close(s, run_fast(s, p, x, d_out, v, tx, T, B), want, 1e-4);
 
           const VecF h = random_vec(static_cast<size_t>(B * H), ++seed);
           VecF h_next(h.size()), out(static_cast<size_t>(B * s.out));

@@ -6,58 +6,31 @@
 // trial in a vectorised loop. Weight gradients and head outputs are single multi-threaded GEMMs over all
 // T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
 // Equations and the derivation of backward and JVP: gru.hpp and gru_ref.cpp (same gate order r, z, n).
-#include <cblas.h>
-#include <omp.h>
-
 #include <algorithm>
 #include <bit>
 #include <climits>
 #include <cmath>
 
+#include "cpu/cpu_blas.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/policy/gru.hpp"
 
 namespace rl2 {
 namespace {
 
+using cpu::add_col_sums;
+using cpu::for_slabs;
+using cpu::gemm;
+using cpu::work;
+
 // Below this many gate elements per step and thread, a thread costs more than it saves.
 constexpr int64_t kParallelMin = 4096;
 
-// Runs body(b0, b1) on slabs [b0, b1) of the B trials, one slab per OpenMP thread. Trials are independent
-// through time, so each thread runs the whole time loop on its slab with no synchronisation per step;
-// its GEMMs run single-threaded (a pthreads OpenBLAS is set to one thread for the region and restored
-// after; an OpenMP OpenBLAS does that by itself inside a parallel region).
+// Trials are independent through time, so each slab of trials runs the whole time loop with no
+// synchronisation per step (cpu_blas.hpp: one slab per OpenMP thread, single-threaded GEMMs).
 template <class F>
-void for_slabs(int64_t B, int64_t H, F&& body) {
-  const int64_t min_rows = std::max<int64_t>(1, kParallelMin / H);
-  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), B / min_rows));
-  if (threads <= 1) {
-    body(int64_t{0}, B);
-    return;
-  }
-  const bool pthreads_blas = openblas_get_parallel() == 1;
-  const int blas_threads = openblas_get_num_threads();
-  if (pthreads_blas) openblas_set_num_threads(1);
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
-    body(B * i / n, B * (i + 1) / n);
-  }
-  if (pthreads_blas) openblas_set_num_threads(blas_threads);
-}
-
-// Row-major C [m, n] = op(A) [m, k] op(B) [k, n] + beta C; op transposes when the flag is set.
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-// y [n] += column sums of the row-major A [m, n] (leading dimension lda); ones: [m] of 1.
-void add_col_sums(int64_t m, int64_t n, const float* a, int64_t lda, const float* ones, float* y) {
-  cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), static_cast<int>(n), 1.0f, a, static_cast<int>(lda),
-              ones, 1, 1.0f, y, 1);
+void for_trial_slabs(int64_t B, int64_t H, F&& body) {
+  for_slabs(B, std::max<int64_t>(1, kParallelMin / H), [&](int, int64_t b0, int64_t b1) { body(b0, b1); });
 }
 
 // exp without a libm call, so the gate loops vectorise (libm's expf and tanhf took a third of the
@@ -88,11 +61,6 @@ inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
 inline float tanh_approx(float a) { return 2.0f / (1.0f + exp_approx(-2.0f * a)) - 1.0f; }
 
 using Tensors = GruTensors<const float>;
-
-float* work(std::vector<float>& w, int64_t n) {
-  if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));
-  return w.data();
-}
 
 void check_sizes(int64_t T, int64_t B) {
   RL2_CHECK(T >= 0 && B >= 0, "GRU: negative size");
@@ -172,7 +140,7 @@ void gru_forward(const GruShape& s, const float* params, const float* x, int64_t
   if (T == 0 || B == 0) return;
   float* gi = work(c.work, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;               // [B, 3H]
-  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* gis = gi + b0 * G;
     float* ghs = gh + b0 * G;
@@ -207,7 +175,7 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
   float* ones = dan + TB * H; // [T·B]
   std::fill(dh, dh + BH, 0.0f);
   std::fill(ones, ones + TB, 1.0f);
-  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* dhs = dh + b0 * H;
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -237,25 +205,26 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
 }
 
 void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, const GruCache<float>& c,
-             const float* v, float* d_out) {
+             const float* v, float* d_out, const float* dx) {
   check_sizes(T, B);
   RL2_CHECK(c.T == T && c.B == B, "gru_jvp: cache is from another forward");
   if (T == 0 || B == 0) return;
   const Tensors p(s, params);
   const Tensors dv(s, v);
   const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H;
-  float* tgi = work(c.work, 2 * B * G + BH + T * BH);  // x V_ihᵀ: [B, 3H]
+  float* tgi = work(c.work, 2 * B * G + BH + T * BH);  // x V_ihᵀ (+ dx W_ihᵀ): [B, 3H]
   float* tgh = tgi + B * G;                            // h V_hhᵀ + th W_hhᵀ: [B, 3H]
   float* zeros = tgh + B * G;                          // tangent of h[0]: [B, H]
   float* th = zeros + BH;                              // tangents of h[1..T]: [T, B, H]
   std::fill(zeros, zeros + BH, 0.0f);
-  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* tgis = tgi + b0 * G;
     float* tghs = tgh + b0 * G;
     for (int64_t t = 0; t < T; ++t) {
       const float* th_prev = t > 0 ? th + (t - 1) * BH : zeros;
       gemm(false, true, m, G, I, x + (t * B + b0) * I, I, dv.w_ih, I, 0.0f, tgis, G);
+      if (dx) gemm(false, true, m, G, I, dx + (t * B + b0) * I, I, p.w_ih, I, 1.0f, tgis, G);
       if (t == 0) {
         std::fill(tghs, tghs + m * G, 0.0f);
       } else {
@@ -283,7 +252,7 @@ void gru_step(const GruShape& s, const float* params, const float* x, const floa
   thread_local std::vector<float> scratch;
   float* gi = work(scratch, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;                // [B, 3H]
-  for_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     gemm(false, true, m, G, I, x + b0 * I, I, p.w_ih, I, 0.0f, gi + b0 * G, G);
     gemm(false, true, m, G, H, h + b0 * H, H, p.w_hh, H, 0.0f, gh + b0 * G, G);

@@ -8,7 +8,8 @@
 //   dz = dh ⊙ (h − n)   dn = dh ⊙ (1 − z)   da_n = dn ⊙ (1 − n²)   da_r = da_n ⊙ hn ⊙ r(1 − r)
 //   da_z = dz ⊙ z(1 − z)   dhn = da_n ⊙ r;   input-side gate grads [da_r, da_z, da_n], hidden-side
 //   [da_r, da_z, dhn];   dh_prev = dh ⊙ z + R_hhᵀ [da_r, da_z, dhn].
-// JVP (tangents written with a leading t): ta_g = Vx_g x + vb_g + Vh_g h + R_g th (+ the r ⊙ hn term for n),
+// JVP (tangents written with a leading t; tx the input tangent, zero unless given):
+//   ta_g = Vx_g x + vb_g + Vh_g h + R_g th + W_g tx (+ the r ⊙ hn term for n),
 //   th' = tz ⊙ (h − n) + (1 − z) ⊙ tn + z ⊙ th,   tout = V_Hw h' + H_w th' + v_Hb.
 #include <cmath>
 
@@ -173,7 +174,7 @@ void gru_backward_ref(const GruShape& s, const Real* params, const Real* x, int6
 
 template <class Real>
 void gru_jvp_ref(const GruShape& s, const Real* params, const Real* x, int64_t T, int64_t B,
-                 const GruCache<Real>& c, const Real* v, Real* d_out) {
+                 const GruCache<Real>& c, const Real* v, Real* d_out, const Real* dx) {
   RL2_CHECK(c.T == T && c.B == B, "gru_jvp_ref: cache is from another forward");
   const Tensors<const Real> p(s, params);
   const Tensors<const Real> dv(s, v);
@@ -184,6 +185,7 @@ void gru_jvp_ref(const GruShape& s, const Real* params, const Real* x, int64_t T
     for (int64_t b = 0; b < B; ++b) {
       const int64_t tb = t * B + b;
       const Real* xt = x + tb * I;
+      const Real* txt = dx ? dx + tb * I : nullptr;
       const Real* h_prev = c.h.data() + tb * H;
       const Real* h_next = c.h.data() + (tb + B) * H;
       const Real* r = c.r.data() + tb * H;
@@ -193,14 +195,20 @@ void gru_jvp_ref(const GruShape& s, const Real* params, const Real* x, int64_t T
       Real* thb = th.data() + b * H;
       for (int64_t j = 0; j < H; ++j) {
         const int64_t jr = j, jz = H + j, jn = 2 * H + j;
-        const Real ta_r = dv.b_ih[jr] + dv.b_hh[jr] + dot(dv.w_ih + jr * I, xt, I) + dot(dv.w_hh + jr * H, h_prev, H) +
-                          dot(p.w_hh + jr * H, thb, H);
-        const Real ta_z = dv.b_ih[jz] + dv.b_hh[jz] + dot(dv.w_ih + jz * I, xt, I) + dot(dv.w_hh + jz * H, h_prev, H) +
-                          dot(p.w_hh + jz * H, thb, H);
+        Real ta_r = dv.b_ih[jr] + dv.b_hh[jr] + dot(dv.w_ih + jr * I, xt, I) + dot(dv.w_hh + jr * H, h_prev, H) +
+                    dot(p.w_hh + jr * H, thb, H);
+        Real ta_z = dv.b_ih[jz] + dv.b_hh[jz] + dot(dv.w_ih + jz * I, xt, I) + dot(dv.w_hh + jz * H, h_prev, H) +
+                    dot(p.w_hh + jz * H, thb, H);
+        Real ta_xn = dv.b_ih[jn] + dot(dv.w_ih + jn * I, xt, I);  // input side of the n gate
+        if (txt) {
+          ta_r += dot(p.w_ih + jr * I, txt, I);
+          ta_z += dot(p.w_ih + jz * I, txt, I);
+          ta_xn += dot(p.w_ih + jn * I, txt, I);
+        }
         const Real thn = dv.b_hh[jn] + dot(dv.w_hh + jn * H, h_prev, H) + dot(p.w_hh + jn * H, thb, H);
         const Real tr = r[j] * (Real(1) - r[j]) * ta_r;
         const Real tz = z[j] * (Real(1) - z[j]) * ta_z;
-        const Real ta_n = dv.b_ih[jn] + dot(dv.w_ih + jn * I, xt, I) + tr * hn[j] + r[j] * thn;
+        const Real ta_n = ta_xn + tr * hn[j] + r[j] * thn;
         const Real tn = (Real(1) - n[j] * n[j]) * ta_n;
         th_next[static_cast<size_t>(j)] = tz * (h_prev[j] - n[j]) + (Real(1) - z[j]) * tn + z[j] * thb[j];
       }
@@ -233,7 +241,7 @@ void gru_step_ref(const GruShape& s, const Real* params, const Real* x, const Re
   template void gru_backward_ref<Real>(const GruShape&, const Real*, const Real*, int64_t, int64_t,               \
                                        const GruCache<Real>&, const Real*, Real*, Real*);                         \
   template void gru_jvp_ref<Real>(const GruShape&, const Real*, const Real*, int64_t, int64_t,                    \
-                                  const GruCache<Real>&, const Real*, Real*);                                     \
+                                  const GruCache<Real>&, const Real*, Real*, const Real*);                        \
   template void gru_step_ref<Real>(const GruShape&, const Real*, const Real*, const Real*, int64_t, Real*, Real*);
 
 RL2_GRU_REF_INSTANTIATE(float)

@@ -83,10 +83,11 @@ template <class Real>
 void gru_backward_ref(const GruShape& shape, const Real* params, const Real* x, int64_t T, int64_t B,
                       const GruCache<Real>& cache, const Real* d_out, Real* d_params, Real* d_x);
 // Forward mode: d_out [T, B, O] (overwritten) = directional derivative of out along the parameter
-// direction v [total], x fixed. cache: from the forward at params, x.
+// direction v [total] and the input direction dx [T, B, I] (nullptr: x fixed; the maze policy moves x
+// through its encoder, include/rl2/policy/encoder.hpp). cache: from the forward at params, x.
 template <class Real>
 void gru_jvp_ref(const GruShape& shape, const Real* params, const Real* x, int64_t T, int64_t B,
-                 const GruCache<Real>& cache, const Real* v, Real* d_out);
+                 const GruCache<Real>& cache, const Real* v, Real* d_out, const Real* dx = nullptr);
 // One step for rollouts: x [B, I], h [B, H] -> h_next [B, H], out [B, O]. h_next must not alias h.
 template <class Real>
 void gru_step_ref(const GruShape& shape, const Real* params, const Real* x, const Real* h, int64_t B,
@@ -101,7 +102,7 @@ void gru_forward(const GruShape& shape, const float* params, const float* x, int
 void gru_backward(const GruShape& shape, const float* params, const float* x, int64_t T, int64_t B,
                   const GruCache<float>& cache, const float* d_out, float* d_params, float* d_x);
 void gru_jvp(const GruShape& shape, const float* params, const float* x, int64_t T, int64_t B,
-             const GruCache<float>& cache, const float* v, float* d_out);
+             const GruCache<float>& cache, const float* v, float* d_out, const float* dx = nullptr);
 // Scratch is a per-thread buffer that grows once, so repeated calls do not allocate.
 void gru_step(const GruShape& shape, const float* params, const float* x, const float* h, int64_t B,
               float* h_next, float* out);
