@@ -2,6 +2,7 @@
 """End-to-end tests of the rl2-cuda command line: flags, one-line errors with exit code 2, JSON output,
 config files and determinism. Usage: cli_test.py PATH/TO/rl2-cuda"""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -48,8 +49,13 @@ class Errors(unittest.TestCase):
         self.assert_one_line_error(["baselines", "--no-such-flag"], "--no-such-flag")
         self.assert_one_line_error(["baselines", "--format", "xml"], "--format")
         self.assert_one_line_error(["baselines", "--device", "tpu"], "--device")
-        self.assert_one_line_error(["--env", "maze"], "maze")
-        self.assert_one_line_error(["render"], "not available yet")
+        self.assert_one_line_error(["baselines", "--env", "maze"], "no classical baselines for the maze")
+        self.assert_one_line_error(["train", "--env", "maze", "--mazes", "0"], "--mazes must be at least 1")
+        self.assert_one_line_error(["render", "--size", "7"], "--size must be 5 or 9")
+        self.assert_one_line_error(["render", "--horizon", "20"], "--horizon 20 is too small")
+        self.assert_one_line_error(["render", "--env", "bandit"], "maze only")
+        self.assert_one_line_error(["render", "--frames", "0"], "--frames")
+        self.assert_one_line_error(["render", "--out", "/nonexistent/dir/maze.png"], "/nonexistent/dir")
         self.assert_one_line_error(["train", "--hidden", "0"], "--hidden")
         self.assert_one_line_error(["train", "--max-kl", "-1"], "--max-kl")
         self.assert_one_line_error(["train", "--algo", "sac"], "--algo")
@@ -149,6 +155,38 @@ class Outputs(unittest.TestCase):
         self.assertEqual(len(cpu), 1)
         self.assertGreater(cpu[0]["env_steps_per_s"], 0)
 
+    def test_render_writes_pngs(self):
+        def png_size(path):
+            with open(path, "rb") as f:
+                head = f.read(24)
+            self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n", path)
+            self.assertEqual(head[12:16], b"IHDR", path)
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+        with tempfile.TemporaryDirectory() as d:
+            out = json.loads(run("render", "--env", "maze", "--size", "5", "--seed", "3", "--frames", "4",
+                                 "--out", os.path.join(d, "maze.png"), "--format", "json", check_rc=0).stdout)
+            names = sorted(os.listdir(d))
+            self.assertEqual(names, ["maze_fp_000.png", "maze_fp_001.png", "maze_fp_002.png", "maze_fp_003.png",
+                                     "maze_top.png"])
+            self.assertEqual(out["first_person"], [os.path.join(d, n) for n in names[:4]])
+            for n in names[:4]:
+                self.assertEqual(png_size(os.path.join(d, n)), (320, 240))  # 40 x 30, x8
+            self.assertEqual(png_size(os.path.join(d, "maze_top.png")), (7 * 32, 7 * 32))
+            with open(os.path.join(d, "maze_top.png"), "rb") as f:
+                first = f.read()
+            run("render", "--size", "9", "--seed", "3", "--frames", "1", "--out", os.path.join(d, "big.png"),
+                check_rc=0)
+            self.assertEqual(png_size(os.path.join(d, "big_top.png")), (11 * 32, 11 * 32))
+            run("render", "--seed", "3", "--frames", "4", "--out", os.path.join(d, "maze.png"), check_rc=0)
+            with open(os.path.join(d, "maze_top.png"), "rb") as f:
+                self.assertEqual(f.read(), first)  # same seed, same picture
+
+    def test_bench_maze(self):
+        out = json.loads(run("bench", "--env", "maze", "--trials", "16", "--format", "json", check_rc=0).stdout)
+        self.assertEqual(out["env"], "maze")
+        self.assertGreater([r for r in out["results"] if r["device"] == "cpu"][0]["env_steps_per_s"], 0)
+
     def test_bare_command_trains_then_compares_with_baselines(self):
         with tempfile.TemporaryDirectory() as d:
             p = run("--iterations", "2", "--steps-per-iter", "200", "--hidden", "16", "--instances", "40",
@@ -204,6 +242,9 @@ class Training(unittest.TestCase):
                 self.assertIn(key, a)
             self.assertEqual((a["policy"], a["instances"], a["episodes"]), ("rl2", 30, 2))
             self.assertEqual(a["mean"], b["mean"])  # same weights, same evaluation instances
+            p = run("eval", "--checkpoint", rundir, "--video", os.path.join(d, "video"))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("maze runs only", p.stderr)
             out = os.path.join(d, "p.safetensors")
             run("export", "--checkpoint", rundir, "--out", out, check_rc=0)
             with open(out, "rb") as f:
@@ -219,6 +260,78 @@ class Training(unittest.TestCase):
             p = run("eval", "--checkpoint", bad)
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 1, p.stderr)
+
+
+
+class Maze(unittest.TestCase):
+    """A CI-sized maze run end to end: train 2 TRPO iterations, evaluate Table 3 (JSON and text), write a
+    video, and the bare default job; bad maze input is a one-line error. One thread: these batches are too
+    small to share, and spinning OpenMP/OpenBLAS threads make them many times slower on a busy machine
+    (e.g. under ctest -j)."""
+    TINY = ["--env", "maze", "--size", "5", "--episodes", "2", "--horizon", "89", "--mazes", "4",
+            "--hidden", "16", "--steps-per-iter", "356", "--threads", "1"]  # the smallest allowed horizon; 2 trials
+
+    def check_table3(self, out, instances):
+        for key in ["env", "policy", "instances", "episodes", "mean", "stderr", "table3"]:
+            self.assertIn(key, out)
+        self.assertEqual((out["env"], out["policy"], out["instances"], out["episodes"]), ("maze", "rl2", instances, 5))
+        self.assertTrue(math.isfinite(out["mean"]) and math.isfinite(out["stderr"]))
+        for name, size, horizon in [("small", 5, 89), ("large", 9, 356)]:
+            t = out["table3"][name]
+            self.assertEqual((t["size"], t["horizon"], t["episodes"], t["instances"]), (size, horizon, 5, instances))
+            self.assertTrue(math.isfinite(t["mean"]))
+            self.assertTrue(0.0 <= t["improved_pct"] <= 100.0)
+            self.assertIsNotNone(t["paper_improved_pct"])
+            self.assertEqual([e["episode"] for e in t["per_episode"]], [1, 2, 3, 4, 5])
+            for e in t["per_episode"]:
+                self.assertTrue(0.0 <= e["success_pct"] <= 100.0)
+                if e["successes"] > 0:
+                    self.assertTrue(1.0 <= e["avg_len_success"] <= horizon)
+                else:
+                    self.assertIsNone(e["avg_len_success"])
+                self.assertIsNotNone(e["paper"]["avg_len_success"])
+                self.assertIsNotNone(e["paper"]["success_pct"])
+
+    def test_train_eval_video_default_job(self):
+        with tempfile.TemporaryDirectory() as d:
+            rundir = os.path.join(d, "run")
+            run("train", *self.TINY, "--iterations", "2", "--out", rundir, check_rc=0)
+            with open(os.path.join(rundir, "run.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual((cfg["env"], cfg["size"], cfg["mazes"], cfg["horizon"], cfg["episodes"]),
+                             ("maze", 5, 4, 89, 2))
+            out = json.loads(run("eval", "--checkpoint", rundir, "--instances", "8", "--format", "json",
+                                 "--threads", "1", check_rc=0).stdout)
+            self.check_table3(out, 8)
+            video = os.path.join(d, "video")
+            p = run("eval", "--checkpoint", rundir, "--instances", "2", "--video", video, "--threads", "1",
+                    check_rc=0)
+            self.assertIn("Table 3", p.stdout)
+            self.assertIn("improved %", p.stdout)
+            names = set(os.listdir(video))
+            for i in range(3):
+                self.assertIn(f"trial{i}_top.png", names)
+                self.assertIn(f"trial{i}_fp_0000.png", names)
+            with open(os.path.join(video, "trial0_fp_0001.png"), "rb") as f:
+                head = f.read(24)
+            self.assertEqual((int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")), (320, 240))
+            # The bare job: train, evaluate, write table3.json and table3.md into the run directory.
+            job = os.path.join(d, "job")
+            p = run(*self.TINY, "--iterations", "1", "--instances", "4", "--out", job, "--format", "json",
+                    check_rc=0)
+            self.check_table3(json.loads(p.stdout), 4)
+            with open(os.path.join(job, "table3.json")) as f:
+                self.check_table3(json.load(f), 4)
+            with open(os.path.join(job, "table3.md")) as f:
+                self.assertIn("| improved % |", f.read())
+
+    def test_bad_maze_input(self):
+        err = Errors.assert_one_line_error
+        err(self, ["--env", "maze", "--mazes", "0"], "--mazes must be at least 1")
+        err(self, ["--env", "maze", "--size", "7"], "--size must be 5 or 9")
+        err(self, ["train", "--env", "maze", "--size", "7"], "--size must be 5 or 9")
+        err(self, ["--env", "maze", "--horizon", "20"], "--horizon 20 is too small")
+        err(self, ["train", "--env", "maze", "--horizon", "20"], "--horizon 20 is too small")
 
 
 if __name__ == "__main__":

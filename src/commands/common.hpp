@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -28,10 +29,12 @@ struct GlobalFlags {
 struct EnvFlags {
   std::string env = "bandit";
   int64_t arms = 5;
-  int64_t episodes = 10;
+  std::optional<int64_t> episodes;  // unset: 10 (bandit, mdp), 2 (maze)
   int64_t states = 10;
   int64_t actions = 5;
-  int64_t horizon = 10;
+  std::optional<int64_t> horizon;  // unset: 10 (mdp), 250 (maze 5x5), 1000 (maze 9x9)
+  int64_t size = 5;
+  int64_t mazes = 1000;
   // Validated config; throws InputError for bad values.
   EnvConfig to_config() const;
 };
@@ -76,8 +79,10 @@ struct TrainFlags {
   double max_kl = 0.01;
   double gamma = 0.99;
   double gae_lambda = 0.3;
+  std::optional<double> entropy_coef;  // unset: the default for this env
   double cg_damping = 0.01;
   int64_t cg_iters = 10;
+  PpoConfig ppo;
   std::string out;
   std::string resume;
   int64_t checkpoint_every = 1;
@@ -92,6 +97,7 @@ struct EvalFlags {
   std::string checkpoint;
   int64_t instances = 1000;
   bool seed_given = false;
+  std::string video;  // maze: a directory for the first evaluation trials' frames
 };
 int run_eval(const GlobalFlags& g, const EvalFlags& f);
 
@@ -101,5 +107,13 @@ struct ExportFlags {
   std::string out;
 };
 int run_export(const GlobalFlags& g, const ExportFlags& f);
+
+struct RenderFlags {
+  EnvFlags env;  // env "maze": the only one with a view
+  std::string out = "maze.png";  // writes <stem>_fp_000.png ... and <stem>_top.png beside it
+  int64_t frames = 16;
+  std::string policy = "random";
+};
+int run_render(const GlobalFlags& g, const RenderFlags& f);
 
 }  // namespace rl2

@@ -1,6 +1,6 @@
 // `rl2-cuda train`, `eval`, `export`, and the bare default job (train, then evaluate beside the
-// classical baselines of the same setting). Defaults per device keep the CPU default run useful on a
-// 2-core machine (docs/training.md).
+// classical baselines of the same setting; for the maze, Table 3 beside the paper's). Defaults per device
+// keep the CPU default run useful on a 2-core machine (docs/training.md).
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,10 +8,12 @@
 #include <iostream>
 
 #include "commands/common.hpp"
+#include "commands/maze_view.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/io/paper.hpp"
 #include "rl2/stats/stats.hpp"
+#include "rl2/train/maze_eval.hpp"
 #include "rl2/train/run.hpp"
 
 namespace fs = std::filesystem;
@@ -32,23 +34,40 @@ Device train_device(const GlobalFlags& g, std::string* note) {
 // A fresh directory name under runs/: runs/<env>-<setting>-seed<S>[-2, -3, ...].
 std::string fresh_run_dir(const EnvConfig& env, uint64_t seed) {
   std::string base = "runs/" + env.name() + "-";
-  base += env.kind == EnvKind::kBandit ? "k" + std::to_string(env.bandit.arms) : "s" + std::to_string(env.mdp.states);
+  base += env.kind == EnvKind::kBandit ? "k" + std::to_string(env.bandit.arms)
+          : env.kind == EnvKind::kMdp  ? "s" + std::to_string(env.mdp.states)
+                                       : std::to_string(env.maze.size) + "x" + std::to_string(env.maze.size);
   base += "-n" + std::to_string(env.episodes()) + "-seed" + std::to_string(seed);
   std::string dir = base;
   for (int i = 2; fs::exists(dir); ++i) dir = base + "-" + std::to_string(i);
   return dir;
 }
 
-nlohmann::json eval_json(const TrainConfig& cfg, const std::vector<double>& totals, uint64_t seed) {
-  const MeanStderr ms = mean_stderr(totals);
-  nlohmann::json j = env_to_json(cfg.env);
+nlohmann::json eval_json(const EnvConfig& env, const MeanStderr& ms, int64_t instances, uint64_t seed) {
+  nlohmann::json j = env_to_json(env);
   j["policy"] = "rl2";
-  j["instances"] = totals.size();
+  j["instances"] = instances;
   j["seed"] = seed;
   j["mean"] = ms.mean;
   j["stderr"] = ms.stderr_;
-  const auto paper = paper_value(cfg.env, "rl2");
+  const auto paper = paper_value(env, "rl2");
   j["paper"] = paper ? nlohmann::json(*paper) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json eval_json(const EnvConfig& env, const std::vector<double>& totals, uint64_t seed) {
+  return eval_json(env, mean_stderr(totals), static_cast<int64_t>(totals.size()), seed);
+}
+
+// The maze's evaluation (Table 3): the eval JSON of the small setting (its env, mean and stderr of the
+// total reward per trial) with both settings under "table3"; *markdown gets the table beside the paper.
+nlohmann::json maze_eval(Learner& learner, int64_t instances, uint64_t seed, std::ostream& human,
+                         std::string* markdown) {
+  const std::vector<MazeMetrics> t3 = evaluate_table3(learner, instances, &human);
+  *markdown = table3_markdown(t3);
+  nlohmann::json j = eval_json(t3.front().env, t3.front().total, instances, seed);
+  j["trained_on"] = env_to_json(learner.config().env);
+  j["table3"] = table3_json(t3);
   return j;
 }
 
@@ -62,22 +81,29 @@ void print_eval(std::ostream& os, const nlohmann::json& e) {
 
 }  // namespace
 
+// The maze on 2 CPU cores (docs/training.md): the encoder's FVPs dominate an iteration's cost.
+constexpr int32_t kMazeCpuHidden = 128;
+constexpr int64_t kMazeCpuStepsPerIter = 5000;
+constexpr int64_t kMazeCpuIterations = 300;
+
 // One set of defaults while only the CPU trainer exists; the CUDA trainer brings its own (docs/training.md).
 TrainConfig TrainFlags::to_config() const {
   TrainConfig c;
   c.env = env.to_config();
-  const bool bandit = c.env.kind == EnvKind::kBandit;
+  const bool bandit = c.env.kind == EnvKind::kBandit, maze = c.env.kind == EnvKind::kMaze;
   // kUnset marks a flag the user did not give; every given value goes through validate().
   RL2_REQUIRE(hidden == kUnset || (hidden >= 1 && hidden <= 4096), "--hidden must be in [1, 4096] (got " + std::to_string(hidden) + ")");
-  c.hidden = hidden == kUnset ? 256 : static_cast<int32_t>(hidden);
-  c.steps_per_iter = steps_per_iter == kUnset ? (bandit ? 10000 : 20000) : steps_per_iter;
-  c.iterations = iterations == kUnset ? (bandit ? 150 : 100) : iterations;
+  c.hidden = hidden == kUnset ? (maze ? kMazeCpuHidden : 256) : static_cast<int32_t>(hidden);
+  c.steps_per_iter = steps_per_iter == kUnset ? (bandit ? 10000 : maze ? kMazeCpuStepsPerIter : 20000) : steps_per_iter;
+  c.iterations = iterations == kUnset ? (bandit ? 150 : maze ? kMazeCpuIterations : 100) : iterations;
   c.algo = algo;
   c.trpo.max_kl = max_kl;
   c.trpo.cg_damping = cg_damping;
   c.trpo.cg_iterations = static_cast<int>(cg_iters);
+  c.ppo = ppo;
   c.gamma = gamma;
   c.gae_lambda = gae_lambda;
+  c.entropy_coef = entropy_coef.value_or(bandit ? 0.0 : 0.01);
   c.seed = seed;
   c.validate();
   return c;
@@ -85,16 +111,26 @@ TrainConfig TrainFlags::to_config() const {
 
 void add_train_flags(CLI::App& app, TrainFlags& f) {
   add_env_flags(app, f.env);
-  app.add_option("--iterations", f.iterations, "TRPO iterations (default per env and device; see docs/training.md)");
+  app.add_option("--iterations", f.iterations, "policy-update iterations (default per env and device; see docs/training.md)");
   app.add_option("--steps-per-iter", f.steps_per_iter, "environment steps per iteration, split into whole trials");
-  app.add_option("--hidden", f.hidden, "GRU hidden size (default 256)");
-  app.add_option("--algo", f.algo, "outer-loop algorithm: trpo")->capture_default_str();
+  app.add_option("--hidden", f.hidden, "GRU hidden size (default 256; 128 for the maze on the CPU)");
+  app.add_option("--algo", f.algo, "outer-loop algorithm: trpo (the paper's) or ppo (clipped ratio, Adam)")
+      ->capture_default_str();
   app.add_option("--max-kl", f.max_kl, "TRPO step size: mean KL limit delta")->capture_default_str();
   app.add_option("--gamma", f.gamma, "discount")->capture_default_str();
   app.add_option("--gae-lambda", f.gae_lambda, "GAE lambda")->capture_default_str();
+  app.add_option("--entropy-coef", f.entropy_coef,
+                 "entropy bonus beta added to the surrogate (default: 0 for bandits, 0.01 for MDPs and the maze)");
   app.add_option("--cg-damping", f.cg_damping, "damping added to the Fisher matrix in conjugate gradient")
       ->capture_default_str();
   app.add_option("--cg-iters", f.cg_iters, "conjugate-gradient iterations")->capture_default_str();
+  app.add_option("--ppo-clip", f.ppo.clip, "PPO: ratio clip epsilon")->capture_default_str();
+  app.add_option("--ppo-epochs", f.ppo.epochs, "PPO: passes over each batch (fewer when the KL guard trips)")
+      ->capture_default_str();
+  app.add_option("--ppo-minibatches", f.ppo.minibatches, "PPO: minibatches of whole trials per pass")->capture_default_str();
+  app.add_option("--ppo-lr", f.ppo.lr, "PPO: Adam learning rate of the policy")->capture_default_str();
+  app.add_option("--ppo-target-kl", f.ppo.target_kl, "PPO: a pass that takes the mean KL above 1.5x this ends the update")
+      ->capture_default_str();
   app.add_option("--out", f.out, "run directory (default: a fresh runs/<setting>-seed<S>)");
   app.add_option("--resume", f.resume, "continue the run in this directory (its saved config; --iterations may raise the total)");
   app.add_option("--checkpoint-every", f.checkpoint_every, "iterations between checkpoints")->capture_default_str();
@@ -166,17 +202,45 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   const LoadedRun run = load_run(f.checkpoint);
   TrainConfig cfg = run.cfg;
   if (f.seed_given) cfg.seed = g.seed;
+  const bool maze = cfg.env.kind == EnvKind::kMaze;
+  RL2_REQUIRE(f.video.empty() || maze,
+              "--video is for maze runs only (" + run.source + " is a " + cfg.env.name() + " run)");
+  if (!f.video.empty()) {
+    std::error_code ec;
+    fs::create_directories(f.video, ec);
+    RL2_REQUIRE(fs::is_directory(f.video), "--video: cannot create the directory " + f.video);
+  }
   g.human() << note << "\n";
+  // Per trial of the largest evaluation batch: the env, a network step's input and caches, the GRU state.
+  const EnvConfig biggest = maze ? maze_eval_env(cfg.env, true) : cfg.env;
   require_host_memory(static_cast<double>(std::min<int64_t>(f.instances, 4096)),
-                      8.0 * cfg.hidden + 4.0 * cfg.env.bytes_per_trial(), "--instances");
+                      8.0 * cfg.hidden + 4.0 * biggest.bytes_per_trial() +
+                          4.0 * static_cast<double>(cfg.input_layout().size() + cfg.policy_shape().cache_floats_per_step()),
+                      "--instances");
   auto learner = make_learner(device, cfg);
   learner->set_state(run.state);
-  const std::vector<double> totals = learner->evaluate(f.instances, kEvalStream);
-  nlohmann::json e = eval_json(cfg, totals, cfg.seed);
+  nlohmann::json e;
+  std::string table;
+  if (maze) {
+    e = maze_eval(*learner, f.instances, cfg.seed, g.human(), &table);
+  } else {
+    e = eval_json(cfg.env, learner->evaluate(f.instances, kEvalStream), cfg.seed);
+  }
   e["checkpoint"] = run.source;
   e["iteration"] = run.state.iteration;
+  if (!f.video.empty()) {
+    constexpr int64_t kVideoTrials = 3;
+    const EnvConfig small = maze_eval_env(cfg.env, false);
+    const EvalResult r = learner->evaluate(small, kVideoTrials, kEvalStream, true);
+    const int64_t files = write_maze_videos(f.video, small.maze, cfg.seed, kEvalStream, kVideoTrials, r.actions);
+    g.human() << "video: " << files << " PNG files of the first " << kVideoTrials << " evaluation trials ("
+              << small.describe() << ") in " << f.video << "\n";
+    e["video"] = f.video;
+  }
   if (g.json()) {
     std::cout << e.dump() << "\n";
+  } else if (maze) {
+    std::cout << table;
   } else {
     print_eval(std::cout, e);
   }
@@ -196,9 +260,22 @@ int run_export(const GlobalFlags& g, const ExportFlags& f) {
 
 int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances) {
   std::ostream& human = g.human();
+  RL2_REQUIRE(instances >= 1, "--instances must be at least 1 (got " + std::to_string(instances) + ")");
   const Trained trained = run_training(g, f, human);
+  if (trained.run.cfg.env.kind == EnvKind::kMaze) {
+    // Table 3 beside the paper's; no classical baselines exist for the maze.
+    std::string table;
+    nlohmann::json e = maze_eval(*trained.learner, instances, trained.run.cfg.seed, human, &table);
+    e["run_dir"] = trained.run.source;
+    const fs::path dir(trained.run.source);
+    write_file_atomic((dir / "table3.json").string(), e.dump(1) + "\n");
+    write_file_atomic((dir / "table3.md").string(), table);
+    human << table << "written to " << (dir / "table3.md").string() << " and table3.json\n";
+    if (g.json()) std::cout << e.dump() << "\n";
+    return 0;
+  }
   const std::vector<double> rl2_totals = trained.learner->evaluate(instances, kEvalStream);
-  nlohmann::json e = eval_json(trained.run.cfg, rl2_totals, trained.run.cfg.seed);
+  nlohmann::json e = eval_json(trained.run.cfg.env, rl2_totals, trained.run.cfg.seed);
   e["run_dir"] = trained.run.source;
   print_eval(human, e);
   human << "classical baselines on the same " << instances << " instances:\n";

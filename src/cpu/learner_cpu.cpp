@@ -1,8 +1,13 @@
-// The CPU backend of RL² training: batched rollouts (trials spread over OpenMP threads, one GRU step per
-// time step for the whole batch), GAE over whole trials, the TRPO update of include/rl2/algo/trpo.hpp
-// with exact Fisher-vector products (forward-mode GRU, then F = J^T M J with M = diag(p) - p p^T the
-// softmax Fisher), and the baseline's Adam regression on normalised returns-to-go.
+// The CPU backend of RL² training: batched rollouts (trials spread over OpenMP threads, one network step
+// per time step for the whole batch), GAE over whole trials, the TRPO update of include/rl2/algo/trpo.hpp
+// with exact Fisher-vector products (forward mode through the network, then F = J^T M J with
+// M = diag(p) - p p^T the softmax Fisher), and the baseline's Adam regression on normalised returns-to-go.
+// The network is network.hpp's: the GRU, behind the conv encoder for the maze.
 // Layouts are time-major: x [T, N, I], per-step scalars [T, N], logits and probabilities [T, N, A].
+// Finished steps: a trial whose episodes are all done (a maze trial that reached its targets early) is
+// finished; its later steps are inactive (mask 0): they carry reward 0, value 0 and advantage 0, and every
+// mean (surrogate, KL, entropy, advantage standardisation, explained variance, the baseline's loss and
+// normaliser) is over the active steps only. Bandit and MDP trials never finish early.
 // All reductions are serial sums of per-element terms, so a run is reproducible on a fixed thread count.
 #include <algorithm>
 #include <chrono>
@@ -14,7 +19,7 @@
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
 #include "cpu/policy_objective.hpp"
-#include "rl2/policy/gru.hpp"
+#include "rl2/policy/network.hpp"
 #include "rl2/policy/softmax.hpp"
 #include "rl2/train/learner.hpp"
 
@@ -27,6 +32,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 double sum_serial(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
 
+// Below this many trials a rollout step's per-trial loops (input encoding, action sampling) cost less
+// than an OpenMP fork/join, which on a busy machine can take a scheduler time slice.
+constexpr int64_t kParallelTrials = 256;
+
 class CpuLearner final : public Learner {
  public:
   explicit CpuLearner(const TrainConfig& cfg)
@@ -35,18 +44,17 @@ class CpuLearner final : public Learner {
         T_(cfg.env.trial_length()),
         N_(cfg.trials_per_iter()),
         A_(cfg.env.num_actions()),
-        pol_shape_{layout_.size(), cfg.hidden, A_},
-        base_shape_{layout_.size(), cfg.hidden, 1},
+        pol_shape_(cfg.policy_shape()),
+        base_shape_(cfg.baseline_shape()),
         env_(make_cpu_env_batch(cfg.env, N_)) {
     const int64_t tn = T_ * N_;
     const int64_t I = layout_.size();
-    st_.policy.assign(static_cast<size_t>(gru_layout(pol_shape_).total), 0.0f);
-    st_.baseline.assign(static_cast<size_t>(gru_layout(base_shape_).total), 0.0f);
-    gru_init(pol_shape_, cfg.seed, 0, 0.01f, st_.policy.data());
-    gru_init(base_shape_, cfg.seed, 1, 1.0f, st_.baseline.data());
-    st_.adam_m.assign(st_.baseline.size(), 0.0f);
-    st_.adam_v.assign(st_.baseline.size(), 0.0f);
+    st_.policy.assign(static_cast<size_t>(pol_shape_.size()), 0.0f);
+    st_.baseline.assign(static_cast<size_t>(base_shape_.size()), 0.0f);
+    net_init(pol_shape_, cfg.seed, 0, 0.01f, st_.policy.data());
+    net_init(base_shape_, cfg.seed, 1, 1.0f, st_.baseline.data());
     x_.resize(static_cast<size_t>(tn * I));
+    mask_.resize(static_cast<size_t>(tn));
     actions_.resize(static_cast<size_t>(tn));
     rewards_.resize(static_cast<size_t>(tn));
     logp_old_.resize(static_cast<size_t>(tn));
@@ -61,7 +69,7 @@ class CpuLearner final : public Learner {
     s.iteration = st_.iteration;
     s.env_steps = T_ * N_;
     auto t0 = std::chrono::steady_clock::now();
-    const std::vector<double> totals = play(*env_, N_, static_cast<uint64_t>(st_.iteration) * N_, true);
+    const std::vector<double> totals = play(*env_, N_, static_cast<uint64_t>(st_.iteration) * N_, true, nullptr);
     s.mean_return = sum_serial(totals) / static_cast<double>(N_);
     s.entropy = batch_entropy();
     s.seconds_rollout = seconds_since(t0);
@@ -69,9 +77,15 @@ class CpuLearner final : public Learner {
     t0 = std::chrono::steady_clock::now();
     s.explained_variance = compute_advantages();
     CpuPolicyObjective obj(pol_shape_, st_.policy, batch_view(), pol_cache_, cand_cache_, probs_, logits_, d_out_, terms_);
-    s.trpo = trpo_step(obj, cfg_.trpo);
+    if (cfg_.algo == "ppo") {
+      obj.set_adam(&st_.policy_adam);
+      obj.check_rollout();
+      s.update = ppo_update(obj, cfg_.ppo, cfg_.seed, st_.iteration);
+    } else {
+      s.update = trpo_step(obj, cfg_.trpo);
+    }
     s.rollout_mismatch = obj.rollout_mismatch();
-    st_.nonfinite_in_a_row = s.trpo.status == TrpoStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
+    st_.nonfinite_in_a_row = s.update.status == TrpoStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
     s.seconds_policy = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();
@@ -81,24 +95,44 @@ class CpuLearner final : public Learner {
     return s;
   }
 
-  std::vector<double> evaluate(int64_t instances, uint64_t first_trial) override {
+  using Learner::evaluate;
+  EvalResult evaluate(const EnvConfig& env, int64_t instances, uint64_t first_trial, bool keep_actions) override {
     RL2_REQUIRE(instances >= 1, "--instances must be at least 1 (got " + std::to_string(instances) + ")");
+    env.validate();
+    RL2_REQUIRE(env.kind == cfg_.env.kind && env.obs_size() == cfg_.env.obs_size() &&
+                    env.num_actions() == cfg_.env.num_actions(),
+                "cannot evaluate a policy trained on " + cfg_.env.describe() + " on " + env.describe() +
+                    " (a different input or action set)");
     constexpr int64_t kChunk = 4096;  // bounds memory; results do not depend on it (ids fix every number)
-    std::vector<double> totals;
-    totals.reserve(static_cast<size_t>(instances));
+    EvalResult out;
+    out.episodes = env.episodes();
+    const size_t per_trial = static_cast<size_t>(env.episodes()), T = static_cast<size_t>(env.trial_length());
+    out.totals.reserve(static_cast<size_t>(instances));
+    out.lengths.reserve(static_cast<size_t>(instances) * per_trial);
+    out.success.reserve(out.lengths.capacity());
+    if (keep_actions) out.actions.reserve(static_cast<size_t>(instances) * T);
     for (int64_t start = 0; start < instances; start += kChunk) {
       const int64_t n = std::min(kChunk, instances - start);
-      auto env = make_env_batch(Device::kCpu, cfg_.env, n);
-      const auto part = play(*env, n, first_trial + static_cast<uint64_t>(start), false);
-      totals.insert(totals.end(), part.begin(), part.end());
+      auto batch = make_env_batch(Device::kCpu, env, n);
+      EvalResult part;
+      part.lengths.assign(static_cast<size_t>(n) * per_trial, static_cast<int32_t>(T / per_trial));  // horizon
+      part.success.assign(part.lengths.size(), 0);
+      if (keep_actions) part.actions.assign(static_cast<size_t>(n) * T, -1);
+      part.totals = play(*batch, n, first_trial + static_cast<uint64_t>(start), false, &part);
+      out.totals.insert(out.totals.end(), part.totals.begin(), part.totals.end());
+      out.lengths.insert(out.lengths.end(), part.lengths.begin(), part.lengths.end());
+      out.success.insert(out.success.end(), part.success.begin(), part.success.end());
+      out.actions.insert(out.actions.end(), part.actions.begin(), part.actions.end());
     }
-    return totals;
+    return out;
   }
 
+  const TrainConfig& config() const override { return cfg_; }
   const TrainState& state() const override { return st_; }
   void set_state(const TrainState& s) override {
+    const auto fits = [](const AdamState& a, size_t n) { return (a.m.empty() || a.m.size() == n) && a.m.size() == a.v.size(); };
     RL2_REQUIRE(s.policy.size() == st_.policy.size() && s.baseline.size() == st_.baseline.size() &&
-                    s.adam_m.size() == st_.baseline.size() && s.adam_v.size() == st_.baseline.size(),
+                    fits(s.baseline_adam, st_.baseline.size()) && fits(s.policy_adam, st_.policy.size()),
                 "the checkpoint's network sizes do not match this configuration (--hidden, --env and its sizes)");
     st_ = s;
   }
@@ -106,30 +140,47 @@ class CpuLearner final : public Learner {
 
  private:
   PolicyBatch batch_view() const {
-    return PolicyBatch{T_, N_, A_, x_.data(), actions_.data(), logp_old_.data(), probs_old_.data(), adv_.data()};
+    return PolicyBatch{T_,         N_,          A_,         x_.data(), actions_.data(), logp_old_.data(),
+                       probs_old_.data(), adv_.data(), cfg_.entropy_coef, mask_.data()};
   }
 
-  // Plays n trials (ids first_trial + i) with the current policy; returns each trial's total reward.
-  // With record, keeps the batch (inputs, actions, rewards, log-probabilities) for training.
-  std::vector<double> play(EnvBatch& env, int64_t n, uint64_t first_trial, bool record) {
-    const int64_t H = cfg_.hidden, I = layout_.size(), obs_size = cfg_.env.obs_size();
+  bool active(int64_t k) const { return mask_[k] != 0.0f; }
+
+  // Plays n trials (ids first_trial + i) of env's config with the current policy; returns each trial's
+  // total reward. With record (the training env), keeps the batch (inputs, actions, rewards,
+  // log-probabilities, the active mask) for training. Otherwise the network steps only the trials that
+  // have not finished, compacted into the first m rows (rows[j] is the trial of row j), and stops once
+  // all have finished. With ep, fills its per-episode lengths and successes ([n, episodes], preset to
+  // horizon and 0) and its actions if sized.
+  std::vector<double> play(EnvBatch& env, int64_t n, uint64_t first_trial, bool record, EvalResult* ep) {
+    const EnvConfig& ec = env.config();
+    const int64_t H = cfg_.hidden, I = layout_.size(), obs_size = ec.obs_size(), T = ec.trial_length();
+    const int32_t E = ec.episodes();
     std::vector<float> h(static_cast<size_t>(n * H), 0.0f), h_next(h.size());
     std::vector<float> xt(static_cast<size_t>(n * I)), logits(static_cast<size_t>(n * A_)), p(logits.size());
-    std::vector<int32_t> prev_a(static_cast<size_t>(n), -1);
+    std::vector<int32_t> prev_a(static_cast<size_t>(n), -1), episodes_done(static_cast<size_t>(n), 0),
+        episode_steps(static_cast<size_t>(n), 0);
     std::vector<float> prev_r(static_cast<size_t>(n), 0.0f), prev_d(static_cast<size_t>(n), 0.0f);
     std::vector<double> totals(static_cast<size_t>(n), 0.0);
+    std::vector<int64_t> rows(static_cast<size_t>(n));
+    std::iota(rows.begin(), rows.end(), 0);
+    int64_t m = n;
     env.reset(cfg_.seed, first_trial);
     int32_t* actions = env.action_buffer();
-    for (int64_t t = 0; t < T_; ++t) {
+    for (int64_t t = 0; t < T && m > 0; ++t) {
       float* x = record ? &x_[t * n * I] : xt.data();
       const float* obs = env.obs();
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) encode_input(layout_, obs + i * obs_size, prev_a[i], prev_r[i], prev_d[i], x + i * I);
-      gru_step(pol_shape_, st_.policy.data(), x, h.data(), n, h_next.data(), logits.data());
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        float* pi = &p[i * A_];
-        const float lse = softmax(&logits[i * A_], A_, pi);
+#pragma omp parallel for schedule(static) if (m >= kParallelTrials)
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t i = rows[j];
+        encode_input(layout_, obs + i * obs_size, prev_a[i], prev_r[i], prev_d[i], x + j * I);
+      }
+      net_step(pol_shape_, st_.policy.data(), x, h.data(), m, step_cache_, h_next.data(), logits.data());
+#pragma omp parallel for schedule(static) if (m >= kParallelTrials)
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t i = rows[j];  // == j while recording
+        float* pi = &p[j * A_];
+        const float lse = softmax(&logits[j * A_], A_, pi);
         const float u = u01(philox_bits(cfg_.seed, first_trial + static_cast<uint64_t>(i), static_cast<uint32_t>(t),
                                         Purpose::kAction, 0)
                                 .v[0]);
@@ -138,7 +189,7 @@ class CpuLearner final : public Learner {
         if (record) {
           const int64_t k = t * n + i;
           actions_[k] = a;
-          logp_old_[k] = logits[i * A_ + a] - lse;
+          logp_old_[k] = logits[j * A_ + a] - lse;
           std::copy(pi, pi + A_, &probs_old_[k * A_]);
         }
       }
@@ -146,13 +197,36 @@ class CpuLearner final : public Learner {
       const float* r = env.rewards();
       const uint8_t* d = env.dones();
       for (int64_t i = 0; i < n; ++i) {
+        const bool live = episodes_done[i] < E;  // the trial had not finished before this step
         prev_a[i] = actions[i];
         prev_r[i] = r[i];
         prev_d[i] = d[i];
         totals[i] += r[i];
-        if (record) rewards_[t * n + i] = r[i];
+        if (record) {
+          rewards_[t * n + i] = r[i];
+          mask_[t * n + i] = live ? 1.0f : 0.0f;
+        }
+        if (!live) continue;
+        if (ep && !ep->actions.empty()) ep->actions[i * T + t] = actions[i];
+        episode_steps[i] += 1;
+        if (d[i]) {
+          if (ep) {
+            ep->lengths[i * E + episodes_done[i]] = episode_steps[i];
+            ep->success[i * E + episodes_done[i]] = r[i] > 0.0f;
+          }
+          episode_steps[i] = 0;
+          episodes_done[i] += 1;
+        }
       }
       std::swap(h, h_next);
+      if (record) continue;
+      int64_t kept = 0;  // drop the rows of trials that just finished (their actions stay valid and unused)
+      for (int64_t j = 0; j < m; ++j) {
+        if (episodes_done[rows[j]] == E) continue;
+        if (kept != j) std::copy(&h[j * H], &h[(j + 1) * H], &h[kept * H]);
+        rows[kept++] = rows[j];
+      }
+      m = kept;
     }
     return totals;
   }
@@ -162,6 +236,10 @@ class CpuLearner final : public Learner {
     std::vector<double> e(static_cast<size_t>(tn));
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < tn; ++k) {
+      if (!active(k)) {
+        e[k] = 0.0;
+        continue;
+      }
       double s = 0.0;
       for (int32_t a = 0; a < A_; ++a) {
         const double pa = probs_old_[k * A_ + a];
@@ -169,27 +247,45 @@ class CpuLearner final : public Learner {
       }
       e[k] = s;
     }
-    return sum_serial(e) / static_cast<double>(tn);
+    return sum_serial(e) / active_count();
+  }
+
+  double active_count() const {
+    double c = 0.0;
+    for (float m : mask_) c += m;
+    return c;
+  }
+
+  // The active elements of a [T, N] array, in order, as doubles.
+  std::vector<double> active_values(const std::vector<float>& v) const {
+    std::vector<double> out;
+    out.reserve(v.size());
+    for (size_t k = 0; k < v.size(); ++k)
+      if (active(static_cast<int64_t>(k))) out.push_back(v[k]);
+    return out;
   }
 
   // Baseline values, GAE, standardised advantages; returns the explained variance of the values.
   double compute_advantages() {
     const int64_t tn = T_ * N_;
     std::vector<float> out(static_cast<size_t>(tn));
-    gru_forward(base_shape_, st_.baseline.data(), x_.data(), T_, N_, base_cache_, out.data());
+    net_forward(base_shape_, st_.baseline.data(), x_.data(), T_, N_, base_cache_, out.data());
     for (int64_t k = 0; k < tn; ++k)
-      values_[k] = static_cast<float>(out[k] * st_.return_std + st_.return_mean);
+      values_[k] = active(k) ? static_cast<float>(out[k] * st_.return_std + st_.return_mean) : 0.0f;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N_; ++i)
       gae_trial<double>(T_, N_, &rewards_[i], &values_[i], cfg_.gamma, cfg_.gae_lambda, &adv_[i], &returns_[i]);
-    std::vector<double> ret(returns_.begin(), returns_.end()), resid(static_cast<size_t>(tn)),
-        adv(adv_.begin(), adv_.end());
-    for (int64_t k = 0; k < tn; ++k) resid[k] = static_cast<double>(returns_[k]) - values_[k];
+    const std::vector<double> ret = active_values(returns_), adv = active_values(adv_);
+    std::vector<double> resid;
+    resid.reserve(ret.size());
+    for (int64_t k = 0; k < tn; ++k)
+      if (active(k)) resid.push_back(static_cast<double>(returns_[k]) - values_[k]);
     const double var_ret = variance(ret);
     const double ev = var_ret > 0.0 ? 1.0 - variance(resid) / var_ret : 0.0;
-    const double adv_mean = sum_serial(adv) / static_cast<double>(tn);
+    const double adv_mean = sum_serial(adv) / static_cast<double>(adv.size());
     const double sd = std::sqrt(variance(adv));
-    for (int64_t k = 0; k < tn; ++k) adv_[k] = static_cast<float>((adv_[k] - adv_mean) / (sd + 1e-8));
+    for (int64_t k = 0; k < tn; ++k)
+      adv_[k] = active(k) ? static_cast<float>((adv_[k] - adv_mean) / (sd + 1e-8)) : 0.0f;
     return ev;
   }
 
@@ -200,16 +296,16 @@ class CpuLearner final : public Learner {
     return s / static_cast<double>(v.size());
   }
 
-  // Adam regression of the baseline on normalised returns-to-go, minibatches of whole trials.
+  // Adam regression of the baseline on normalised returns-to-go (active steps), minibatches of whole trials.
   double fit_baseline() {
-    const int64_t tn = T_ * N_, I = layout_.size();
-    std::vector<double> ret(returns_.begin(), returns_.end());
+    const int64_t I = layout_.size();
+    const std::vector<double> ret = active_values(returns_);
     const TrainState backup = st_;
-    st_.return_mean = sum_serial(ret) / static_cast<double>(tn);
+    st_.return_mean = sum_serial(ret) / static_cast<double>(ret.size());
     st_.return_std = std::max(std::sqrt(variance(ret)), 1e-3);
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
     std::vector<int64_t> order(static_cast<size_t>(N_));
-    std::vector<float> grad(st_.baseline.size()), xb, target, pred, d_out;
+    std::vector<float> grad(st_.baseline.size()), xb, target, pred, d_out, mb_mask;
     double last_loss = 0.0;
     for (int32_t epoch = 0; epoch < cfg_.baseline_epochs; ++epoch) {
       std::iota(order.begin(), order.end(), 0);
@@ -223,24 +319,29 @@ class CpuLearner final : public Learner {
         target.resize(static_cast<size_t>(T_ * b));
         pred.resize(target.size());
         d_out.resize(target.size());
+        mb_mask.resize(target.size());
+        double active_b = 0.0;
         for (int64_t t = 0; t < T_; ++t)
           for (int64_t j = 0; j < b; ++j) {
             const int64_t src = t * N_ + order[lo + j];
             std::copy(&x_[src * I], &x_[src * I] + I, &xb[(t * b + j) * I]);
             target[t * b + j] = static_cast<float>((returns_[src] - st_.return_mean) / st_.return_std);
+            mb_mask[t * b + j] = mask_[src];
+            active_b += mask_[src];
           }
-        gru_forward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, pred.data());
+        net_forward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, pred.data());
         double loss = 0.0;
-        const double scale = 2.0 / static_cast<double>(T_ * b);
+        const double scale = 2.0 / active_b;
         for (int64_t k = 0; k < T_ * b; ++k) {
-          const double e = static_cast<double>(pred[k]) - target[k];
+          const double e = mb_mask[k] != 0.0f ? static_cast<double>(pred[k]) - target[k] : 0.0;
           loss += e * e;
           d_out[k] = static_cast<float>(scale * e);
         }
-        loss /= static_cast<double>(T_ * b);
+        loss /= active_b;
         std::fill(grad.begin(), grad.end(), 0.0f);
-        gru_backward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, d_out.data(), grad.data(), nullptr);
-        if (!std::isfinite(loss) || !adam_update(grad)) {
+        net_backward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, d_out.data(), grad.data());
+        if (!std::isfinite(loss) ||
+            !adam_step(st_.baseline_adam, st_.baseline.data(), grad.data(), static_cast<int64_t>(grad.size()), cfg_.baseline_lr)) {
           st_ = backup;  // a non-finite fit never changes the baseline
           return std::numeric_limits<double>::quiet_NaN();
         }
@@ -251,38 +352,21 @@ class CpuLearner final : public Learner {
     return last_loss;
   }
 
-  // One Adam step on the baseline; false (and no change) when the gradient is not finite.
-  bool adam_update(const std::vector<float>& g) {
-    for (float v : g)
-      if (!std::isfinite(v)) return false;
-    constexpr double kB1 = 0.9, kB2 = 0.999, kEps = 1e-8;
-    st_.adam_t += 1;
-    const double c1 = 1.0 - std::pow(kB1, static_cast<double>(st_.adam_t));
-    const double c2 = 1.0 - std::pow(kB2, static_cast<double>(st_.adam_t));
-    const int64_t n = static_cast<int64_t>(g.size());
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      st_.adam_m[i] = static_cast<float>(kB1 * st_.adam_m[i] + (1 - kB1) * g[i]);
-      st_.adam_v[i] = static_cast<float>(kB2 * st_.adam_v[i] + (1 - kB2) * static_cast<double>(g[i]) * g[i]);
-      st_.baseline[i] -= static_cast<float>(cfg_.baseline_lr * (st_.adam_m[i] / c1) / (std::sqrt(st_.adam_v[i] / c2) + kEps));
-    }
-    return true;
-  }
-
   TrainConfig cfg_;
   InputLayout layout_;
   int64_t T_, N_;
   int32_t A_;
-  GruShape pol_shape_, base_shape_;
+  NetShape pol_shape_, base_shape_;
   std::unique_ptr<EnvBatch> env_;
   TrainState st_;
   // The batch: [T, N, I] inputs and [T, N] / [T, N, A] per-step data.
   std::vector<float> x_, rewards_, logp_old_, probs_old_, values_, adv_, returns_;
+  std::vector<float> mask_;  // [T, N] 1: active, 0: the trial had finished before this step
   std::vector<int32_t> actions_;
   // Scratch of the policy objective (sized by CpuPolicyObjective).
   std::vector<float> logits_, probs_, d_out_;
   std::vector<double> terms_;
-  GruCache<float> pol_cache_, cand_cache_, base_cache_, fit_cache_;
+  NetCache pol_cache_, cand_cache_, base_cache_, fit_cache_, step_cache_;
 };
 
 }  // namespace

@@ -1,15 +1,29 @@
 // CPU policy objective: surrogate and gradient, Fisher-vector product, surrogate and KL for the line
-// search. Per-step terms are computed in parallel (OpenMP over the M = T*N steps) and summed serially,
-// so results do not depend on the thread count's scheduling.
+// search. Per-step terms are computed in parallel (OpenMP over the T*N steps; inactive steps give 0) and
+// summed serially, so results do not depend on the thread count's scheduling.
 #include "cpu/policy_objective.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
+#include "rl2/core/check.hpp"
+
+#include "rl2/algo/ppo.hpp"
 #include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
+namespace {
+
+// H(p) = -sum_a p_a log p_a, in double.
+double entropy(const float* p, int64_t A) {
+  double h = 0.0;
+  for (int64_t a = 0; a < A; ++a)
+    if (p[a] > 0.0f) h -= static_cast<double>(p[a]) * std::log(static_cast<double>(p[a]));
+  return h;
+}
+
+}  // namespace
 
 double CpuVecOps::dot(const Vec& a, const Vec& b) const {
   double s = 0.0;
@@ -24,8 +38,8 @@ void CpuVecOps::xpby(const Vec& x, double b, Vec& y) const {
 }
 void CpuVecOps::fill_zero(Vec& v) const { std::fill(v.begin(), v.end(), 0.0f); }
 
-CpuPolicyObjective::CpuPolicyObjective(const GruShape& shape, std::vector<float>& params, const PolicyBatch& batch,
-                                       GruCache<float>& old_cache, GruCache<float>& cand_cache, std::vector<float>& probs,
+CpuPolicyObjective::CpuPolicyObjective(const NetShape& shape, std::vector<float>& params, const PolicyBatch& batch,
+                                       NetCache& old_cache, NetCache& cand_cache, std::vector<float>& probs,
                                        std::vector<float>& scratch_a, std::vector<float>& scratch_b,
                                        std::vector<double>& terms)
     : shape_(shape),
@@ -43,37 +57,51 @@ CpuPolicyObjective::CpuPolicyObjective(const GruShape& shape, std::vector<float>
   logits_.resize(m * b_.A);
   d_out_.resize(m * b_.A);
   terms_.resize(m);
+  for (int64_t k = 0; k < b_.T * b_.N; ++k) active_ += active(k) ? 1.0 : 0.0;
 }
 
-// dL/dlogits_k = ratio_k A_k (onehot(a_k) - p_k) / M.
+// dL/dlogits_k = [ratio_k A_k (onehot(a_k) - p_k) - beta p_k (log p_k + H_k)] / M at active steps, 0 else.
 double CpuPolicyObjective::surrogate_grad(Vec& grad) {
   const int64_t m = b_.T * b_.N, A = b_.A;
-  gru_forward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, logits_.data());
-  const double inv_m = 1.0 / static_cast<double>(m);
+  net_forward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, logits_.data());
+  const double inv_m = 1.0 / active_;
   std::vector<double> gap(static_cast<size_t>(m));
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < m; ++k) {
     float* p = &probs_[k * A];
     const float lse = softmax(&logits_[k * A], static_cast<int32_t>(A), p);
+    if (!active(k)) {
+      gap[k] = terms_[k] = 0.0;
+      std::fill(&d_out_[k * A], &d_out_[k * A] + A, 0.0f);
+      continue;
+    }
     const int32_t act = b_.actions[k];
     const double log_ratio = static_cast<double>(logits_[k * A + act] - lse) - b_.logp_old[k];
     gap[k] = std::fabs(log_ratio);
     const double w = std::exp(log_ratio) * b_.adv[k];
-    terms_[k] = w;
-    for (int64_t a = 0; a < A; ++a) d_out_[k * A + a] = static_cast<float>(w * ((a == act ? 1.0 : 0.0) - p[a]) * inv_m);
+    const double h = entropy(p, A);
+    terms_[k] = w + b_.entropy_coef * h;
+    for (int64_t a = 0; a < A; ++a) {
+      const double dh = p[a] > 0.0f ? -p[a] * (std::log(static_cast<double>(p[a])) + h) : 0.0;
+      d_out_[k * A + a] = static_cast<float>((w * ((a == act ? 1.0 : 0.0) - p[a]) + b_.entropy_coef * dh) * inv_m);
+    }
   }
   mismatch_ = *std::max_element(gap.begin(), gap.end());
   fill_zero(grad);
-  gru_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), grad.data(), nullptr);
+  net_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), grad.data());
   return std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m;
 }
 
 void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
   const int64_t m = b_.T * b_.N, A = b_.A;
-  gru_jvp(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, v.data(), logits_.data());
-  const double inv_m = 1.0 / static_cast<double>(m);
+  net_jvp(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, v.data(), logits_.data());
+  const double inv_m = 1.0 / active_;
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < m; ++k) {
+    if (!active(k)) {
+      std::fill(&d_out_[k * A], &d_out_[k * A] + A, 0.0f);
+      continue;
+    }
     const float* p = &probs_[k * A];
     const float* dl = &logits_[k * A];
     double s = 0.0;
@@ -81,30 +109,92 @@ void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
     for (int64_t a = 0; a < A; ++a) d_out_[k * A + a] = static_cast<float>(p[a] * (dl[a] - s) * inv_m);
   }
   fill_zero(out);
-  gru_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), out.data(), nullptr);
+  net_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), out.data());
+}
+
+void CpuPolicyObjective::check_rollout() {
+  const int64_t m = b_.T * b_.N, A = b_.A;
+  net_forward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, logits_.data());
+  std::vector<double> gap(static_cast<size_t>(m));
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < m; ++k) {
+    const float lse = softmax(&logits_[k * A], static_cast<int32_t>(A), &probs_[k * A]);
+    gap[k] = !active(k) ? 0.0 : std::fabs(static_cast<double>(logits_[k * A + b_.actions[k]] - lse) - b_.logp_old[k]);
+  }
+  mismatch_ = *std::max_element(gap.begin(), gap.end());
+}
+
+// The clipped objective on trials ids[0..n) (time-major gather of their steps) and its gradient.
+double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad) {
+  const int64_t T = b_.T, N = b_.N, A = b_.A, I = shape_.input(), m = T * n;
+  mb_x_.resize(static_cast<size_t>(m * I));
+  mb_logits_.resize(static_cast<size_t>(m * A));
+  mb_d_.resize(mb_logits_.size());
+  mb_p_.resize(mb_logits_.size());
+  std::vector<double> terms(static_cast<size_t>(m));
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < m; ++k) {
+    const int64_t src = (k / n) * N + ids[k % n];
+    std::copy(b_.x + src * I, b_.x + (src + 1) * I, &mb_x_[k * I]);
+  }
+  net_forward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_logits_.data());
+  double active_mb = 0.0;
+  for (int64_t k = 0; k < m; ++k) active_mb += active((k / n) * N + ids[k % n]) ? 1.0 : 0.0;
+  const double scale = 1.0 / active_mb;
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < m; ++k) {
+    const int64_t src = (k / n) * N + ids[k % n];
+    if (!active(src)) {
+      terms[k] = 0.0;
+      std::fill(&mb_d_[k * A], &mb_d_[k * A] + A, 0.0f);
+      continue;
+    }
+    float* p = &mb_p_[k * A];
+    const float lse = softmax(&mb_logits_[k * A], static_cast<int32_t>(A), p);
+    const int32_t act = b_.actions[src];
+    const double log_ratio = static_cast<double>(mb_logits_[k * A + act] - lse) - b_.logp_old[src];
+    terms[k] = ppo_step_grad(p, static_cast<int32_t>(A), act, log_ratio, b_.adv[src], clip, b_.entropy_coef, scale,
+                             &mb_d_[k * A]);
+  }
+  fill_zero(grad);
+  net_backward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_d_.data(), grad.data());
+  return std::accumulate(terms.begin(), terms.end(), 0.0) * scale;
+}
+
+bool CpuPolicyObjective::adam_ascent(const Vec& grad, double lr) {
+  RL2_CHECK(adam_ != nullptr, "PPO needs an Adam state (set_adam)");
+  neg_grad_.resize(grad.size());
+  for (size_t i = 0; i < grad.size(); ++i) neg_grad_[i] = -grad[i];
+  return adam_step(*adam_, params_.data(), neg_grad_.data(), n, lr);
 }
 
 SurrogateKl CpuPolicyObjective::surrogate_kl() {
   const int64_t m = b_.T * b_.N, A = b_.A;
-  gru_forward(shape_, params_.data(), b_.x, b_.T, b_.N, cand_cache_, logits_.data());
+  net_forward(shape_, params_.data(), b_.x, b_.T, b_.N, cand_cache_, logits_.data());
   std::vector<double> kl(static_cast<size_t>(m));
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < m; ++k) {
+    if (!active(k)) {
+      terms_[k] = kl[k] = 0.0;
+      continue;
+    }
     const float* lg = &logits_[k * A];
     float mx = lg[0];
     for (int64_t a = 1; a < A; ++a) mx = std::max(mx, lg[a]);
     double z = 0.0;
     for (int64_t a = 0; a < A; ++a) z += std::exp(static_cast<double>(lg[a] - mx));
     const double lse = mx + std::log(z);
-    terms_[k] = std::exp(lg[b_.actions[k]] - lse - b_.logp_old[k]) * b_.adv[k];
-    double s = 0.0;
+    double s = 0.0, h = 0.0;
     for (int64_t a = 0; a < A; ++a) {
       const double po = b_.probs_old[k * A + a];
-      if (po > 0.0) s += po * (std::log(po) - (lg[a] - lse));
+      const double logp = lg[a] - lse;
+      if (po > 0.0) s += po * (std::log(po) - logp);
+      h -= std::exp(logp) * logp;
     }
+    terms_[k] = std::exp(lg[b_.actions[k]] - lse - b_.logp_old[k]) * b_.adv[k] + b_.entropy_coef * h;
     kl[k] = s;
   }
-  const double inv_m = 1.0 / static_cast<double>(m);
+  const double inv_m = 1.0 / active_;
   return SurrogateKl{std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m,
                      std::accumulate(kl.begin(), kl.end(), 0.0) * inv_m};
 }

@@ -1,16 +1,21 @@
 // The TRPO policy objective on one batch, on the CPU: the backend of include/rl2/algo/trpo.hpp.
 //
-// surrogate L(theta) = mean_k pi_theta(a_k|s_k) / pi_old(a_k|s_k) * A_k over the batch's M = T*N steps;
-// mean KL(pi_old || pi_theta); and the exact Fisher-vector product F v = J^T M J v / M at theta_old,
-// where J v are the logits' directional derivatives (forward-mode GRU, gru_jvp) and M u = p (u - <p,u>)
-// the softmax Fisher. At theta_old this F is exactly the Hessian of the mean KL.
+// surrogate L(theta) = mean_k [pi_theta(a_k|s_k) / pi_old(a_k|s_k) * A_k + beta H(pi_theta(.|s_k))] over the
+// batch's active steps k (beta = 0: the plain TRPO surrogate); mean KL(pi_old || pi_theta); and the exact
+// Fisher-vector product F v = J^T M J v / M at theta_old, where J v are the logits' directional
+// derivatives (forward mode through the network, net_jvp) and M u = p (u - <p,u>) the softmax Fisher.
+// At theta_old this F is exactly the Hessian of the mean KL. Every mean is over the M active steps of
+// the batch's mask (a maze trial whose episodes are all done is finished: its later steps are inactive
+// and contribute nothing); without a mask all T*N steps are active.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "rl2/algo/adam.hpp"
 #include "rl2/algo/trpo.hpp"
-#include "rl2/policy/gru.hpp"
+#include "rl2/policy/network.hpp"
 
 namespace rl2 {
 
@@ -26,7 +31,7 @@ struct CpuVecOps {
   void fill_zero(Vec& v) const;
 };
 
-// One iteration's batch, time-major: x [T, N, I], actions/logp_old/adv [T, N], probs_old [T, N, A].
+// One iteration's batch, time-major: x [T, N, I], actions/logp_old/adv/mask [T, N], probs_old [T, N, A].
 struct PolicyBatch {
   int64_t T, N;
   int32_t A;
@@ -35,15 +40,17 @@ struct PolicyBatch {
   const float* logp_old;   // log pi_old(a|s) from the rollout
   const float* probs_old;  // pi_old(.|s) from the rollout
   const float* adv;        // standardised advantages
+  double entropy_coef;     // beta of the entropy bonus
+  const float* mask = nullptr;  // 1 active, 0 inactive (the trial had finished); nullptr: all active
 };
 
 class CpuPolicyObjective : public CpuVecOps {
  public:
   // params: the policy's flat parameters (changed by set_params). The caches and scratch vectors are
   // owned by the caller and reused across iterations (resized here as needed).
-  CpuPolicyObjective(const GruShape& shape, std::vector<float>& params, const PolicyBatch& batch,
-                     GruCache<float>& old_cache, GruCache<float>& cand_cache, std::vector<float>& probs,
-                     std::vector<float>& scratch_a, std::vector<float>& scratch_b, std::vector<double>& terms);
+  CpuPolicyObjective(const NetShape& shape, std::vector<float>& params, const PolicyBatch& batch, NetCache& old_cache,
+                     NetCache& cand_cache, std::vector<float>& probs, std::vector<float>& scratch_a,
+                     std::vector<float>& scratch_b, std::vector<double>& terms);
 
   double surrogate_grad(Vec& grad);     // at the current (old) parameters; keeps their forward pass
   void fvp(const Vec& v, Vec& out);     // F v at the parameters of the last surrogate_grad
@@ -53,18 +60,31 @@ class CpuPolicyObjective : public CpuVecOps {
   // max_k |log pi(a_k|s_k) on the training path - log pi_old(a_k|s_k) from the rollout| at the last
   // surrogate_grad: the rollout/training parity of DESIGN.md section 3 (0 up to float rounding).
   double rollout_mismatch() const { return mismatch_; }
+  double active_steps() const { return active_; }  // M
+  void check_rollout();  // measures rollout_mismatch() at the current parameters without a gradient
+
+  // The PPO backend of ppo.hpp: minibatches of whole trials, Adam on `adam` (set before ppo_update).
+  int64_t trials() const { return b_.N; }
+  double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);
+  bool adam_ascent(const Vec& grad, double lr);
+  void set_adam(AdamState* adam) { adam_ = adam; }
 
  private:
-  GruShape shape_;
+  bool active(int64_t k) const { return b_.mask == nullptr || b_.mask[k] != 0.0f; }
+
+  NetShape shape_;
   std::vector<float>& params_;
   PolicyBatch b_;
-  GruCache<float>& old_cache_;
-  GruCache<float>& cand_cache_;
+  double active_ = 0.0;  // M: active steps of the batch
+  NetCache& old_cache_;
+  NetCache& cand_cache_;
   std::vector<float>& probs_;     // [T, N, A] pi at the old parameters (sequence path)
   std::vector<float>& logits_;    // [T, N, A] scratch
   std::vector<float>& d_out_;     // [T, N, A] scratch
   std::vector<double>& terms_;    // [T, N] scratch
   double mismatch_ = 0.0;
+  AdamState* adam_ = nullptr;
+  std::vector<float> mb_x_, mb_logits_, mb_p_, mb_d_, neg_grad_;  // PPO minibatch scratch
 };
 
 }  // namespace rl2

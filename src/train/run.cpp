@@ -8,9 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "rl2/core/check.hpp"
-#include "rl2/policy/gru.hpp"
+#include "rl2/policy/network.hpp"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +30,8 @@ T get(const nlohmann::json& j, const char* key) {
   }
 }
 
-// The torch.nn.GRU-named tensors of one network: name, shape, offset in the flat parameter vector.
+// The torch-named tensors of one network (torch.nn.GRU's names, then the encoder's Conv2d/Linear names
+// under `encoder.`): name, shape, offset in the flat parameter vector.
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
@@ -41,24 +43,42 @@ struct TensorSpec {
   }
 };
 
-std::vector<TensorSpec> network_specs(const GruShape& shape) {
-  const GruLayout l = gru_layout(shape);
-  const int64_t H = shape.hidden, I = shape.input, O = shape.out;
-  return {{"gru.weight_ih_l0", {3 * H, I}, l.weight_ih}, {"gru.weight_hh_l0", {3 * H, H}, l.weight_hh},
-          {"gru.bias_ih_l0", {3 * H}, l.bias_ih},        {"gru.bias_hh_l0", {3 * H}, l.bias_hh},
-          {"head.weight", {O, H}, l.head_w},             {"head.bias", {O}, l.head_b}};
+std::vector<TensorSpec> network_specs(const NetShape& shape) {
+  const GruLayout l = gru_layout(shape.gru);
+  const int64_t H = shape.gru.hidden, I = shape.gru.input, O = shape.gru.out;
+  std::vector<TensorSpec> specs = {
+      {"gru.weight_ih_l0", {3 * H, I}, l.weight_ih}, {"gru.weight_hh_l0", {3 * H, H}, l.weight_hh},
+      {"gru.bias_ih_l0", {3 * H}, l.bias_ih},        {"gru.bias_hh_l0", {3 * H}, l.bias_hh},
+      {"head.weight", {O, H}, l.head_w},             {"head.bias", {O}, l.head_b}};
+  if (shape.encoder) {
+    const EncoderShape& e = shape.enc;
+    const EncoderLayout el = encoder_layout(e);
+    const int64_t F = e.filters, K = e.kernel, at = shape.gru_size();
+    const std::vector<TensorSpec> enc = {
+        {"encoder.conv1.weight", {F, e.channels, K, K}, el.conv1_w}, {"encoder.conv1.bias", {F}, el.conv1_b},
+        {"encoder.conv2.weight", {F, F, K, K}, el.conv2_w},          {"encoder.conv2.bias", {F}, el.conv2_b},
+        {"encoder.image_fc.weight", {e.image_fc, e.flat()}, el.image_fc_w},
+        {"encoder.image_fc.bias", {e.image_fc}, el.image_fc_b},
+        {"encoder.extra_fc.weight", {e.extra_fc, e.extra_in}, el.extra_fc_w},
+        {"encoder.extra_fc.bias", {e.extra_fc}, el.extra_fc_b}};
+    for (TensorSpec t : enc) {
+      t.offset += at;
+      specs.push_back(std::move(t));
+    }
+  }
+  return specs;
 }
 
-void add_network(std::vector<TensorF32>& out, const std::string& prefix, const GruShape& shape, const std::vector<float>& p) {
-  RL2_CHECK(static_cast<int64_t>(p.size()) == gru_layout(shape).total, "parameter vector size does not match its layout");
+void add_network(std::vector<TensorF32>& out, const std::string& prefix, const NetShape& shape, const std::vector<float>& p) {
+  RL2_CHECK(static_cast<int64_t>(p.size()) == shape.size(), "parameter vector size does not match its layout");
   for (const TensorSpec& t : network_specs(shape))
     out.push_back(TensorF32{prefix + t.name, t.shape,
                             std::vector<float>(p.begin() + t.offset, p.begin() + t.offset + t.count())});
 }
 
-std::vector<float> read_network(const SafetensorsFile& f, const std::string& prefix, const GruShape& shape,
+std::vector<float> read_network(const SafetensorsFile& f, const std::string& prefix, const NetShape& shape,
                                 const std::string& source) {
-  std::vector<float> p(static_cast<size_t>(gru_layout(shape).total));
+  std::vector<float> p(static_cast<size_t>(shape.size()));
   for (const TensorSpec& spec : network_specs(shape)) {
     const TensorF32* t = f.find(prefix + spec.name);
     RL2_REQUIRE(t != nullptr, source + ": tensor '" + prefix + spec.name + "' is missing");
@@ -68,9 +88,6 @@ std::vector<float> read_network(const SafetensorsFile& f, const std::string& pre
   }
   return p;
 }
-
-GruShape policy_shape(const TrainConfig& c) { return {c.input_layout().size(), c.hidden, c.env.num_actions()}; }
-GruShape baseline_shape(const TrainConfig& c) { return {c.input_layout().size(), c.hidden, 1}; }
 
 std::string format_duration(double s) {
   char buf[32];
@@ -90,11 +107,16 @@ nlohmann::json env_to_json(const EnvConfig& cfg) {
   if (cfg.kind == EnvKind::kBandit) {
     j["arms"] = cfg.bandit.arms;
     j["episodes"] = cfg.bandit.episodes;
-  } else {
+  } else if (cfg.kind == EnvKind::kMdp) {
     j["states"] = cfg.mdp.states;
     j["actions"] = cfg.mdp.actions;
     j["horizon"] = cfg.mdp.horizon;
     j["episodes"] = cfg.mdp.episodes;
+  } else {
+    j["size"] = cfg.maze.size;
+    j["mazes"] = cfg.maze.mazes;
+    j["horizon"] = cfg.maze.horizon;
+    j["episodes"] = cfg.maze.episodes;
   }
   return j;
 }
@@ -104,8 +126,10 @@ EnvConfig env_from_json(const nlohmann::json& j) {
   c.kind = parse_env_kind(get<std::string>(j, "env"));
   if (c.kind == EnvKind::kBandit) {
     c.bandit = {get<int32_t>(j, "arms"), get<int32_t>(j, "episodes")};
-  } else {
+  } else if (c.kind == EnvKind::kMdp) {
     c.mdp = {get<int32_t>(j, "states"), get<int32_t>(j, "actions"), get<int32_t>(j, "horizon"), get<int32_t>(j, "episodes")};
+  } else {
+    c.maze = {get<int32_t>(j, "size"), get<int32_t>(j, "episodes"), get<int32_t>(j, "horizon"), get<int32_t>(j, "mazes")};
   }
   c.validate();
   return c;
@@ -122,6 +146,12 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   j["cg_damping"] = c.trpo.cg_damping;
   j["gamma"] = c.gamma;
   j["gae_lambda"] = c.gae_lambda;
+  j["entropy_coef"] = c.entropy_coef;
+  j["ppo_clip"] = c.ppo.clip;
+  j["ppo_epochs"] = c.ppo.epochs;
+  j["ppo_minibatches"] = c.ppo.minibatches;
+  j["ppo_lr"] = c.ppo.lr;
+  j["ppo_target_kl"] = c.ppo.target_kl;
   j["baseline_epochs"] = c.baseline_epochs;
   j["baseline_minibatches"] = c.baseline_minibatches;
   j["baseline_lr"] = c.baseline_lr;
@@ -143,6 +173,8 @@ std::string config_to_toml(const TrainConfig& c) {
     << "env = \"" << c.env.name() << "\"\n";
   if (c.env.kind == EnvKind::kBandit) {
     o << "arms = " << c.env.bandit.arms << "\n";
+  } else if (c.env.kind == EnvKind::kMaze) {
+    o << "size = " << c.env.maze.size << "\nmazes = " << c.env.maze.mazes << "\nhorizon = " << c.env.maze.horizon << "\n";
   } else {
     o << "states = " << c.env.mdp.states << "\nactions = " << c.env.mdp.actions << "\nhorizon = " << c.env.mdp.horizon
       << "\n";
@@ -150,8 +182,11 @@ std::string config_to_toml(const TrainConfig& c) {
   o << "episodes = " << c.env.episodes() << "\nhidden = " << c.hidden << "\niterations = " << c.iterations
     << "\nsteps-per-iter = " << c.steps_per_iter << "\nalgo = \"" << c.algo << "\"\nmax-kl = " << shortest(c.trpo.max_kl)
     << "\ngamma = " << shortest(c.gamma) << "\ngae-lambda = " << shortest(c.gae_lambda)
+    << "\nentropy-coef = " << shortest(c.entropy_coef)
     << "\ncg-damping = " << shortest(c.trpo.cg_damping)
-    << "\ncg-iters = " << c.trpo.cg_iterations << "\n";
+    << "\ncg-iters = " << c.trpo.cg_iterations << "\nppo-clip = " << shortest(c.ppo.clip)
+    << "\nppo-epochs = " << c.ppo.epochs << "\nppo-minibatches = " << c.ppo.minibatches
+    << "\nppo-lr = " << shortest(c.ppo.lr) << "\nppo-target-kl = " << shortest(c.ppo.target_kl) << "\n";
   return o.str();
 }
 
@@ -167,6 +202,13 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   c.trpo.cg_damping = get<double>(j, "cg_damping");
   c.gamma = get<double>(j, "gamma");
   c.gae_lambda = get<double>(j, "gae_lambda");
+  // Keys added after the first runs were written read with their defaults when absent.
+  c.entropy_coef = j.value("entropy_coef", 0.0);
+  c.ppo.clip = j.value("ppo_clip", c.ppo.clip);
+  c.ppo.epochs = j.value("ppo_epochs", c.ppo.epochs);
+  c.ppo.minibatches = j.value("ppo_minibatches", c.ppo.minibatches);
+  c.ppo.lr = j.value("ppo_lr", c.ppo.lr);
+  c.ppo.target_kl = j.value("ppo_target_kl", c.ppo.target_kl);
   c.baseline_epochs = get<int32_t>(j, "baseline_epochs");
   c.baseline_minibatches = get<int32_t>(j, "baseline_minibatches");
   c.baseline_lr = get<double>(j, "baseline_lr");
@@ -177,8 +219,8 @@ TrainConfig config_from_json(const nlohmann::json& j) {
 
 std::vector<TensorF32> network_tensors(const TrainConfig& cfg, const TrainState& st) {
   std::vector<TensorF32> t;
-  add_network(t, "policy.", policy_shape(cfg), st.policy);
-  add_network(t, "baseline.", baseline_shape(cfg), st.baseline);
+  add_network(t, "policy.", cfg.policy_shape(), st.policy);
+  add_network(t, "baseline.", cfg.baseline_shape(), st.baseline);
   return t;
 }
 
@@ -195,13 +237,17 @@ void export_policy(const std::string& path, const TrainConfig& cfg, const TrainS
 
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const TrainState& st) {
   std::vector<TensorF32> t = network_tensors(cfg, st);
-  const int64_t n = static_cast<int64_t>(st.adam_m.size());
-  t.push_back(TensorF32{"trainer.baseline_adam_m", {n}, st.adam_m});
-  t.push_back(TensorF32{"trainer.baseline_adam_v", {n}, st.adam_v});
+  for (auto [name, adam] : {std::pair{"baseline", &st.baseline_adam}, std::pair{"policy", &st.policy_adam}}) {
+    const int64_t n = static_cast<int64_t>(adam->m.size());
+    if (n == 0) continue;  // never stepped (the policy's moments exist only with PPO)
+    t.push_back(TensorF32{std::string("trainer.") + name + "_adam_m", {n}, adam->m});
+    t.push_back(TensorF32{std::string("trainer.") + name + "_adam_v", {n}, adam->v});
+  }
   auto meta = network_metadata(cfg);
   nlohmann::json s;
   s["iteration"] = st.iteration;
-  s["adam_t"] = st.adam_t;
+  s["adam_t"] = st.baseline_adam.t;
+  s["policy_adam_t"] = st.policy_adam.t;
   s["return_mean"] = st.return_mean;
   s["return_std"] = st.return_std;
   s["nonfinite_in_a_row"] = st.nonfinite_in_a_row;
@@ -231,10 +277,8 @@ LoadedRun load_run(const std::string& dir_or_file) {
   } catch (const nlohmann::json::exception&) {
     throw InputError(file + ": metadata config is not valid JSON");
   }
-  r.state.policy = read_network(f, "policy.", policy_shape(r.cfg), file);
-  r.state.baseline = read_network(f, "baseline.", baseline_shape(r.cfg), file);
-  r.state.adam_m.assign(r.state.baseline.size(), 0.0f);
-  r.state.adam_v.assign(r.state.baseline.size(), 0.0f);
+  r.state.policy = read_network(f, "policy.", r.cfg.policy_shape(), file);
+  r.state.baseline = read_network(f, "baseline.", r.cfg.baseline_shape(), file);
   it = f.metadata.find("trainer_state");
   if (it != f.metadata.end()) {  // a checkpoint, not a bare export
     nlohmann::json s;
@@ -244,16 +288,21 @@ LoadedRun load_run(const std::string& dir_or_file) {
       throw InputError(file + ": metadata trainer_state is not valid JSON");
     }
     r.state.iteration = get<int64_t>(s, "iteration");
-    r.state.adam_t = get<int64_t>(s, "adam_t");
+    r.state.baseline_adam.t = get<int64_t>(s, "adam_t");
+    r.state.policy_adam.t = s.value("policy_adam_t", int64_t{0});
     r.state.return_mean = get<double>(s, "return_mean");
     r.state.return_std = get<double>(s, "return_std");
     r.state.nonfinite_in_a_row = get<int32_t>(s, "nonfinite_in_a_row");
     r.state.elapsed_seconds = get<double>(s, "elapsed_seconds");
-    for (auto [name, dst] : {std::pair{"trainer.baseline_adam_m", &r.state.adam_m},
-                             std::pair{"trainer.baseline_adam_v", &r.state.adam_v}}) {
-      const TensorF32* t = f.find(name);
-      RL2_REQUIRE(t && t->data.size() == dst->size(), file + ": tensor '" + name + "' is missing or has the wrong size");
-      *dst = t->data;
+    for (auto [name, adam, size] : {std::tuple{"baseline", &r.state.baseline_adam, r.state.baseline.size()},
+                                    std::tuple{"policy", &r.state.policy_adam, r.state.policy.size()}}) {
+      if (adam->t == 0) continue;  // never stepped: no moments saved
+      for (auto [suffix, dst] : {std::pair{"_adam_m", &adam->m}, std::pair{"_adam_v", &adam->v}}) {
+        const std::string tname = std::string("trainer.") + name + suffix;
+        const TensorF32* t = f.find(tname);
+        RL2_REQUIRE(t && t->data.size() == size, file + ": tensor '" + tname + "' is missing or has the wrong size");
+        *dst = t->data;
+      }
     }
   }
   return r;
@@ -301,13 +350,13 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     m["env_steps"] = st.iteration * cfg.env.trial_length() * cfg.trials_per_iter();
     m["env_steps_per_s"] = static_cast<double>(s.env_steps) / secs;
     m["mean_return"] = s.mean_return;
-    m["kl"] = s.trpo.kl;
-    m["surrogate_gain"] = s.trpo.surrogate_gain;
+    m["kl"] = s.update.kl;
+    m["surrogate_gain"] = s.update.surrogate_gain;
     m["entropy"] = s.entropy;
     m["explained_variance"] = s.explained_variance;
-    m["line_search_steps"] = s.trpo.backtracks;
-    m["status"] = trpo_status_name(s.trpo.status);
-    m["cg_iterations"] = s.trpo.cg_iterations;
+    m[cfg.algo == "ppo" ? "epochs" : "line_search_steps"] = s.update.backtracks;
+    m["status"] = trpo_status_name(s.update.status);
+    m["cg_iterations"] = s.update.cg_iterations;
     m["rollout_logp_mismatch"] = s.rollout_mismatch;
     m["baseline_loss"] = std::isfinite(s.baseline_loss) ? nlohmann::json(s.baseline_loss) : nlohmann::json(nullptr);
     m["seconds"] = {{"rollout", s.seconds_rollout}, {"policy", s.seconds_policy}, {"baseline", s.seconds_baseline}};
@@ -321,7 +370,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     char line[256];
     std::snprintf(line, sizeof line, "iter %lld/%lld  %.3g env-steps/s  return %.3f  KL %.4f  %s  ETA %s",
                   static_cast<long long>(st.iteration), static_cast<long long>(cfg.iterations), m["env_steps_per_s"].get<double>(),
-                  s.mean_return, s.trpo.kl, trpo_status_name(s.trpo.status),
+                  s.mean_return, s.update.kl, trpo_status_name(s.update.status),
                   format_duration(per_iter * static_cast<double>(cfg.iterations - st.iteration)).c_str());
     if (tty) {
       log << "\r" << line << "\x1b[K" << (last ? "\n" : "") << std::flush;
@@ -330,8 +379,8 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       log << line << "\n" << std::flush;
       last_line = std::chrono::steady_clock::now();
     }
-    if (s.trpo.status == TrpoStatus::kNonFinite) {
-      log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.trpo.reason << "\n";
+    if (s.update.status == TrpoStatus::kNonFinite) {
+      log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.update.reason << "\n";
       if (st.nonfinite_in_a_row >= opt.max_nonfinite) {
         save_checkpoint(ckpt, cfg, st);
         throw Error("training stopped: " + std::to_string(st.nonfinite_in_a_row) +

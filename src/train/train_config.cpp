@@ -13,21 +13,51 @@ InputLayout TrainConfig::input_layout() const {
   return InputLayout{static_cast<int32_t>(env.obs_size()), env.num_actions()};
 }
 
+namespace {
+
+// The maze's image goes through the conv encoder (encoder.hpp); its extra inputs are onehot(a), r, d.
+NetShape net_shape(const TrainConfig& c, int32_t out) {
+  NetShape s;
+  s.encoder = c.env.kind == EnvKind::kMaze;
+  if (s.encoder) {
+    s.enc.channels = 3;
+    s.enc.height = Maze::kHeight;
+    s.enc.width = Maze::kWidth;
+    s.enc.extra_in = c.env.num_actions() + 2;
+  }
+  s.gru = GruShape{s.encoder ? s.enc.out() : c.input_layout().size(), c.hidden, out};
+  return s;
+}
+
+}  // namespace
+
+NetShape TrainConfig::policy_shape() const { return net_shape(*this, env.num_actions()); }
+NetShape TrainConfig::baseline_shape() const { return net_shape(*this, 1); }
+
 void TrainConfig::validate() const {
   env.validate();
-  RL2_REQUIRE(algo == "trpo", "unknown --algo '" + algo + "' (expected trpo; ppo comes later)");
+  RL2_REQUIRE(algo == "trpo" || algo == "ppo", "unknown --algo '" + algo + "' (expected trpo or ppo)");
+  RL2_REQUIRE(ppo.clip > 0.0 && ppo.clip < 1.0, "--ppo-clip must be in (0, 1)");
+  RL2_REQUIRE(ppo.epochs >= 1 && ppo.epochs <= 1000, "--ppo-epochs must be in [1, 1000]");
+  RL2_REQUIRE(ppo.minibatches >= 1, "--ppo-minibatches must be at least 1");
+  RL2_REQUIRE(ppo.lr > 0.0 && std::isfinite(ppo.lr), "--ppo-lr must be a positive number");
+  RL2_REQUIRE(ppo.target_kl > 0.0 && std::isfinite(ppo.target_kl), "--ppo-target-kl must be a positive number");
   RL2_REQUIRE(hidden >= 1 && hidden <= 4096, "--hidden must be in [1, 4096] (got " + std::to_string(hidden) + ")");
   RL2_REQUIRE(iterations >= 0, "--iterations must be 0 or more (got " + std::to_string(iterations) + ")");
   RL2_REQUIRE(steps_per_iter >= 1, "--steps-per-iter must be at least 1 (got " + std::to_string(steps_per_iter) + ")");
   RL2_REQUIRE(trpo.max_kl > 0.0 && std::isfinite(trpo.max_kl), "--max-kl must be a positive number");
   RL2_REQUIRE(gamma > 0.0 && gamma <= 1.0, "--gamma must be in (0, 1]");
+  RL2_REQUIRE(entropy_coef >= 0.0 && std::isfinite(entropy_coef), "--entropy-coef must be 0 or more");
   RL2_REQUIRE(gae_lambda >= 0.0 && gae_lambda <= 1.0, "--gae-lambda must be in [0, 1]");
   RL2_REQUIRE(trpo.cg_damping >= 0.0 && std::isfinite(trpo.cg_damping), "--cg-damping must be 0 or more");
   RL2_REQUIRE(trpo.cg_iterations >= 1 && trpo.cg_iterations <= 1000, "--cg-iters must be in [1, 1000]");
   RL2_REQUIRE(baseline_epochs >= 0 && baseline_minibatches >= 1, "baseline epochs must be >= 0 and minibatches >= 1");
-  // Host memory of one iteration: inputs, per-step data and four GRU caches of 5 [T, N, H] arrays.
+  // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
+  // the maze's encoder adds ~18 KB per step, encoder.hpp).
   const double tn = static_cast<double>(env.trial_length()) * static_cast<double>(trials_per_iter());
-  const double bytes = 4.0 * tn * (input_layout().size() + 8 + 4 * env.num_actions() + 4 * 5.0 * hidden);
+  const double bytes = 4.0 * tn *
+                       (input_layout().size() + 9 + 4 * env.num_actions() +
+                        4.0 * static_cast<double>(policy_shape().cache_floats_per_step()));
   const int64_t avail = host_available_bytes();
   RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
               "--steps-per-iter " + std::to_string(steps_per_iter) + " with --hidden " + std::to_string(hidden) +

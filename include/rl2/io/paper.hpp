@@ -1,4 +1,4 @@
-// The paper's Tables 1 and 2 (src/data/paper/*.csv, compiled into the binary) for side-by-side reports.
+// The paper's Tables 1, 2 and 3 (src/data/paper/*.csv, compiled into the binary) for side-by-side reports.
 #pragma once
 
 #include <optional>
@@ -12,5 +12,9 @@ namespace rl2 {
 // Columns use our policy names ("random", "gittins", "ts", "ots", "ucb1", "eps-greedy", "greedy",
 // "psrl", "opsrl", "ucrl2", "beb", "rl2"). MDP cells exist only for S=10, A=5, T=10.
 std::optional<double> paper_value(const EnvConfig& cfg, const std::string& column);
+
+// Table 3 (the maze): `metric` avg_len_success | success_pct (per episode 1..5) | improved_pct (episode 0),
+// `column` small | large | small_se | large_se; nullopt where the paper's cell is empty.
+std::optional<double> paper_maze_value(const std::string& metric, int episode, const std::string& column);
 
 }  // namespace rl2

@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "rl2/algo/adam.hpp"
+#include "rl2/algo/ppo.hpp"
 #include "rl2/algo/trpo.hpp"
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
+#include "rl2/policy/network.hpp"
 #include "rl2/policy/policy.hpp"
 
 namespace rl2 {
@@ -20,10 +23,12 @@ struct TrainConfig {
   int32_t hidden = 256;
   int64_t iterations = 50;
   int64_t steps_per_iter = 20000;  // split into whole trials: max(1, steps / trial_length) trials
-  std::string algo = "trpo";
+  std::string algo = "trpo";  // "trpo" | "ppo"
   TrpoConfig trpo;
+  PpoConfig ppo;
   double gamma = 0.99;
   double gae_lambda = 0.3;
+  double entropy_coef = 0.0;  // beta: the surrogate is E[ratio A] + beta E[H(pi)] (0 = plain TRPO)
   int32_t baseline_epochs = 3;       // Adam passes over the batch per iteration
   int32_t baseline_minibatches = 4;  // minibatches (of whole trials) per pass
   double baseline_lr = 1e-3;
@@ -31,6 +36,10 @@ struct TrainConfig {
 
   int64_t trials_per_iter() const;
   InputLayout input_layout() const;
+  // The policy (|A| logits) and the baseline (1 value): GRU + head, behind the conv encoder of
+  // encoder.hpp when the observation is an image (the maze).
+  NetShape policy_shape() const;
+  NetShape baseline_shape() const;
   void validate() const;  // InputError for impossible values
 };
 
@@ -42,20 +51,30 @@ struct IterationStats {
   double explained_variance = 0.0;  // of the baseline's values on the batch's returns, before its fit
   double baseline_loss = 0.0;       // mean squared error (normalised targets) after the fit
   double rollout_mismatch = 0.0;    // max |log pi training path - log pi rollout| at theta_old
-  TrpoStats trpo;
+  TrpoStats update;  // the policy update (TRPO; for PPO `backtracks` counts epochs)
   double seconds_rollout = 0.0, seconds_policy = 0.0, seconds_baseline = 0.0;
 };
 
 // Everything a run needs to continue exactly where it stopped.
 struct TrainState {
   int64_t iteration = 0;  // iterations completed
-  std::vector<float> policy;    // flat GRU + head parameters (gru.hpp layout)
+  std::vector<float> policy;    // flat parameters: GRU + head (gru.hpp layout), then the encoder (maze)
   std::vector<float> baseline;  // same layout with a 1-unit head
-  std::vector<float> adam_m, adam_v;  // the baseline's Adam moments
-  int64_t adam_t = 0;
+  AdamState baseline_adam;
+  AdamState policy_adam;  // PPO only (empty for TRPO)
   double return_mean = 0.0, return_std = 1.0;  // the baseline's target normaliser
   int32_t nonfinite_in_a_row = 0;
   double elapsed_seconds = 0.0;  // training wall time so far (for metrics; not part of the math)
+};
+
+// What an evaluation measured. A trial is finished once its episodes are all done; an episode succeeds
+// when the step that ended it paid a positive reward (in the maze only the target pays).
+struct EvalResult {
+  int32_t episodes = 0;          // per trial
+  std::vector<double> totals;    // [instances] total reward of each trial
+  std::vector<int32_t> lengths;  // [instances, episodes] steps of each episode; horizon if it never ended
+  std::vector<uint8_t> success;  // [instances, episodes] 1: the episode ended with a positive reward
+  std::vector<int32_t> actions;  // [instances, trial_length] with keep_actions; -1 once the trial finished
 };
 
 class Learner {
@@ -63,8 +82,16 @@ class Learner {
   virtual ~Learner() = default;
   // Runs iteration `state().iteration`: rollout, advantages, TRPO step, baseline fit; advances the state.
   virtual IterationStats iterate() = 0;
-  // Total reward of each of `instances` trials (ids first_trial + i) under the stochastic policy.
-  virtual std::vector<double> evaluate(int64_t instances, uint64_t first_trial) = 0;
+  // Plays `instances` trials (ids first_trial + i) of `env` under the stochastic policy. `env` may differ
+  // from the training env in everything but the policy's input and actions (the maze's size, horizon,
+  // episodes, mazes); InputError otherwise.
+  virtual EvalResult evaluate(const EnvConfig& env, int64_t instances, uint64_t first_trial,
+                              bool keep_actions = false) = 0;
+  // Total reward of each of `instances` trials of the training env.
+  std::vector<double> evaluate(int64_t instances, uint64_t first_trial) {
+    return evaluate(config().env, instances, first_trial).totals;
+  }
+  virtual const TrainConfig& config() const = 0;
   virtual const TrainState& state() const = 0;
   virtual void set_state(const TrainState& s) = 0;  // throws InputError if shapes do not match
   virtual Device device() const = 0;

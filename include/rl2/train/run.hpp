@@ -1,7 +1,7 @@
 // A training run on disk (DESIGN.md sections 1 and 7): DIR/run.json (the resolved TrainConfig),
 // DIR/config.toml (the same as flags, for --config), DIR/metrics.jsonl (one line per iteration),
 // DIR/checkpoint.safetensors (networks + trainer state, replaced atomically) and DIR/policy.safetensors
-// (the export). Checkpoints and exports name tensors as torch.nn.GRU does.
+// (the export). Checkpoints and exports name tensors as torch.nn.GRU (and Conv2d/Linear) do.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,7 +21,8 @@ nlohmann::json config_to_json(const TrainConfig& cfg);
 std::string config_to_toml(const TrainConfig& cfg);
 TrainConfig config_from_json(const nlohmann::json& j);  // InputError if malformed
 
-// policy.gru.weight_ih_l0 [3H, I] ... policy.head.bias [A], baseline.* with a [1, H] head.
+// policy.gru.weight_ih_l0 [3H, I] ... policy.head.bias [A], baseline.* with a [1, H] head; for the maze
+// also policy.encoder.conv1.weight [16, 3, 5, 5] ... encoder.extra_fc.bias [32] and baseline.encoder.*.
 std::vector<TensorF32> network_tensors(const TrainConfig& cfg, const TrainState& st);
 // __metadata__ of exports and checkpoints: format rl2-cuda/1, env, input layout, config.
 std::map<std::string, std::string> network_metadata(const TrainConfig& cfg);

@@ -1,0 +1,109 @@
+// PPO with ratio clipping (Schulman et al. 2017), the alternative outer loop of DESIGN.md section 4
+// (`--algo ppo`), written once against a backend like trpo.hpp.
+//
+// maximise L(theta) = E[min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta H(pi_theta)], rho = pi_theta / pi_old,
+// by Adam on minibatches of whole trials (the GRU runs over whole trials), for up to `epochs` passes
+// over the batch in a seeded order. After each pass the mean KL(pi_old || pi_theta) over the batch is
+// measured; a pass that takes it above 1.5 * target_kl ends the update early (the KL guard).
+//
+// Backend `Be` provides the vector ops of cg.hpp plus
+//   int64_t trials();                                          // N trials in the batch
+//   double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);
+//        // L on those trials and its gradient w.r.t. the parameters (the ascent direction)
+//   bool adam_ascent(const Vec& grad, double lr);               // one Adam step along +grad; false if non-finite
+//   SurrogateKl surrogate_kl();                                 // plain surrogate and mean KL, whole batch
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "rl2/algo/trpo.hpp"
+#include "rl2/core/hd.hpp"
+#include "rl2/core/rng.hpp"
+
+namespace rl2 {
+
+struct PpoConfig {
+  double clip = 0.2;
+  int epochs = 8;
+  int minibatches = 4;
+  double lr = 1e-3;
+  double target_kl = 0.02;
+  double max_grad_norm = 1.0;  // the gradient is rescaled to at most this L2 norm (0 = off)
+};
+
+// One step's clipped term and its gradient w.r.t. the logits (times `scale`), given pi (p [A]), the taken
+// action, log rho and the advantage; beta adds the entropy bonus. Shared by the CPU loop and a kernel.
+RL2_HD inline double ppo_step_grad(const float* p, int32_t A, int32_t act, double log_ratio, double adv, double clip,
+                                   double beta, double scale, float* d_logits) {
+  const double rho = exp(log_ratio);
+  const double clipped = fmin(fmax(rho, 1.0 - clip), 1.0 + clip);
+  // The min picks the clipped term (zero gradient) exactly when rho has left the interval in A's favour.
+  const bool active = adv >= 0.0 ? rho <= 1.0 + clip : rho >= 1.0 - clip;
+  const double term = fmin(rho * adv, clipped * adv);
+  const double w = active ? rho * adv : 0.0;
+  double h = 0.0;
+  for (int32_t a = 0; a < A; ++a)
+    if (p[a] > 0.0f) h -= static_cast<double>(p[a]) * log(static_cast<double>(p[a]));
+  for (int32_t a = 0; a < A; ++a) {
+    const double dh = p[a] > 0.0f ? -p[a] * (log(static_cast<double>(p[a])) + h) : 0.0;
+    d_logits[a] = static_cast<float>((w * ((a == act ? 1.0 : 0.0) - p[a]) + beta * dh) * scale);
+  }
+  return term + beta * h;
+}
+
+template <class Be>
+TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iteration) {
+  using Vec = typename Be::Vec;
+  TrpoStats st;
+  st.status = TrpoStatus::kAccepted;
+  const SurrogateKl before = be.surrogate_kl();
+  st.surrogate_before = before.surrogate;
+  const int64_t n = be.trials();
+  const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg.minibatches, n));
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  Vec grad = be.make_vec();
+  Vec old_params = be.make_vec();
+  be.get_params(old_params);
+  SurrogateKl now = before;
+  for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    std::iota(order.begin(), order.end(), 0);
+    // Step word 1 << 20 | epoch keeps this order's stream apart from the baseline fit's shuffles.
+    RandomStream rs(seed, static_cast<uint64_t>(iteration), (1u << 20) | static_cast<uint32_t>(epoch), Purpose::kShuffle);
+    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[uniform_int(rs.next_u32(), static_cast<uint32_t>(i + 1))]);
+    for (int64_t mb = 0; mb < mb_count; ++mb) {
+      const int64_t lo = mb * n / mb_count, hi = (mb + 1) * n / mb_count;
+      const double obj = be.minibatch_grad(order.data() + lo, hi - lo, cfg.clip, grad);
+      const double norm = std::sqrt(be.dot(grad, grad));
+      if (!std::isfinite(obj) || !std::isfinite(norm)) {
+        be.set_params(old_params);  // a non-finite loss never changes the parameters
+        st.status = TrpoStatus::kNonFinite;
+        st.reason = "non-finite PPO objective or gradient";
+        return st;
+      }
+      if (cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm) {
+        Vec scaled = be.make_vec();
+        be.axpy(cfg.max_grad_norm / norm, grad, scaled);
+        be.copy(scaled, grad);
+      }
+      be.adam_ascent(grad, cfg.lr);
+    }
+    st.backtracks = epoch + 1;  // reported as epochs run
+    now = be.surrogate_kl();
+    if (!std::isfinite(now.surrogate) || !std::isfinite(now.kl)) {
+      be.set_params(old_params);
+      st.status = TrpoStatus::kNonFinite;
+      st.reason = "non-finite PPO surrogate or KL";
+      return st;
+    }
+    if (now.kl > 1.5 * cfg.target_kl) break;
+  }
+  st.kl = now.kl;
+  st.surrogate_gain = now.surrogate - before.surrogate;
+  return st;
+}
+
+}  // namespace rl2

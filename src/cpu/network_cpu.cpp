@@ -1,0 +1,68 @@
+// The encoder -> GRU -> head composition of include/rl2/policy/network.hpp on the fast float CPU path.
+// The encoder runs on all T·B rows at once (its rows are independent steps, time-major like x), then the
+// GRU's time loop runs on its output; backward and JVP chain the two through y's gradient and tangent.
+#include "rl2/policy/network.hpp"
+
+namespace rl2 {
+
+int64_t NetShape::cache_floats_per_step() const {
+  int64_t n = 5 * int64_t{gru.hidden};  // h, r, z, n, hn
+  if (encoder) {
+    const int64_t f1 = int64_t{enc.filters} * enc.h1() * enc.w1();
+    n += f1 + enc.flat() + enc.out()      // the encoder's cache
+         + 2 * int64_t{enc.out()}         // y, dy
+         + enc.out() + enc.flat() + 1;    // the encoder's backward scratch
+  }
+  return n;
+}
+
+void net_init(const NetShape& s, uint64_t seed, uint32_t which, float head_scale, float* params) {
+  gru_init(s.gru, seed, which, head_scale, params);
+  if (s.encoder) encoder_init(s.enc, seed, which, params + s.gru_size());
+}
+
+void net_forward(const NetShape& s, const float* params, const float* x, int64_t T, int64_t B, NetCache& c,
+                 float* out) {
+  if (!s.encoder) {
+    gru_forward(s.gru, params, x, T, B, c.gru, out);
+    return;
+  }
+  c.y.resize(static_cast<size_t>(T * B * s.enc.out()));
+  encoder_forward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.y.data());
+  gru_forward(s.gru, params, c.y.data(), T, B, c.gru, out);
+}
+
+void net_backward(const NetShape& s, const float* params, const float* x, int64_t T, int64_t B, NetCache& c,
+                  const float* d_out, float* d_params) {
+  if (!s.encoder) {
+    gru_backward(s.gru, params, x, T, B, c.gru, d_out, d_params, nullptr);
+    return;
+  }
+  c.dy.resize(c.y.size());
+  gru_backward(s.gru, params, c.y.data(), T, B, c.gru, d_out, d_params, c.dy.data());
+  encoder_backward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.dy.data(), d_params + s.gru_size());
+}
+
+void net_jvp(const NetShape& s, const float* params, const float* x, int64_t T, int64_t B, NetCache& c,
+             const float* v, float* d_out) {
+  if (!s.encoder) {
+    gru_jvp(s.gru, params, x, T, B, c.gru, v, d_out);
+    return;
+  }
+  c.dy.resize(c.y.size());
+  encoder_jvp(s.enc, params + s.gru_size(), x, T * B, c.enc, v + s.gru_size(), c.dy.data());
+  gru_jvp(s.gru, params, c.y.data(), T, B, c.gru, v, d_out, c.dy.data());
+}
+
+void net_step(const NetShape& s, const float* params, const float* x, const float* h, int64_t B, NetCache& scratch,
+              float* h_next, float* out) {
+  if (!s.encoder) {
+    gru_step(s.gru, params, x, h, B, h_next, out);
+    return;
+  }
+  scratch.y.resize(static_cast<size_t>(B * s.enc.out()));
+  encoder_forward(s.enc, params + s.gru_size(), x, B, scratch.enc, scratch.y.data());
+  gru_step(s.gru, params, scratch.y.data(), h, B, h_next, out);
+}
+
+}  // namespace rl2
