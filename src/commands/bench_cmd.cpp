@@ -1,8 +1,9 @@
 // `rl2-cuda bench`: environment throughput for one config on every usable backend, side by side in one
 // run (CPU threads and the CUDA kernels), optionally swept over the number of trials. Measures task
 // sampling (reset, tasks/s) and stepping (env-steps/s) separately; actions are a fixed random pattern
-// already in the backend's memory, so only the environment is timed. The policy and training phases
-// join this command with the trainer issues.
+// already in the backend's memory, so only the environment is timed. With a usable GPU it then times the
+// CUDA rollout (env + GRU-256 policy + GRU-256 baseline, whole trials, graph replayed, parameter upload
+// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md). Training phases join later.
 #include <omp.h>
 
 #include <chrono>
@@ -14,6 +15,11 @@
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
 #include "rl2/train/run.hpp"
+#if defined(RL2_WITH_CUDA)
+#include "cuda/rollout_cuda.hpp"
+#include "rl2/policy/gru.hpp"
+#include "rl2/policy/policy.hpp"
+#endif
 
 namespace rl2 {
 namespace {
@@ -54,6 +60,64 @@ BenchPoint measure(Device device, const EnvConfig& cfg, int64_t trials, uint64_t
   // Repeat until a quarter second of stepping has been timed (at most 50 trials' worth).
   for (int rep = 0; rep < 50 && (rep == 0 || p.step_s < 0.25); ++rep) run_trial(p);
   return p;
+}
+
+constexpr int32_t kRolloutHidden = 256;  // DESIGN.md section 9's target configuration
+
+// The CUDA rollout at each size: one warm-up run (eager launch + graph capture), then replays until a
+// quarter second has been timed (at most 50). Returns {"hidden", "results": [...]} or {"hidden", "skipped"}.
+nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe_unused]] const std::vector<int64_t>& sizes,
+                             std::ostream& human) {
+  nlohmann::json out = {{"what", "env + policy + baseline"}, {"hidden", kRolloutHidden}};
+  human << "rollout steps/s (env + policy + baseline, GRU " << kRolloutHidden << "), " << cfg.describe() << "\n";
+  std::string why;
+  if (g.device == "cpu") why = "not run with --device cpu";
+  else if (!cuda_probe().usable) why = "no usable GPU: " + cuda_probe().reason;
+  else if (cfg.kind == EnvKind::kMaze) why = "the CUDA rollout does not play the maze yet";
+#if !defined(RL2_WITH_CUDA)
+  why = "built without the CUDA backend";
+#endif
+  if (!why.empty()) {
+    human << "  cuda   " << why << "\n";
+    out["skipped"] = why;
+    return out;
+  }
+  out["results"] = nlohmann::json::array();
+#if defined(RL2_WITH_CUDA)
+  const InputLayout layout{static_cast<int32_t>(cfg.obs_size()), cfg.num_actions()};
+  const GruShape pol{layout.size(), kRolloutHidden, cfg.num_actions()}, base{layout.size(), kRolloutHidden, 1};
+  std::vector<float> pp(static_cast<size_t>(gru_layout(pol).total)), bp(static_cast<size_t>(gru_layout(base).total));
+  gru_init(pol, g.seed, 0, 0.01f, pp.data());
+  gru_init(base, g.seed, 1, 1.0f, bp.data());
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-6s %10s %16s\n", "device", "trials", "rollout-steps/s");
+  human << line;
+  for (int64_t n : sizes) {
+    try {
+      check_rollout_fits(cfg, pol, base, n);
+    } catch (const InputError& e) {
+      human << "  cuda " << n << " skipped: " << e.what() << "\n";
+      continue;
+    }
+    CudaRollout ro(cfg, pol, base, n);
+    ro.run(pp.data(), bp.data(), g.seed, 0);
+    ro.synchronize();
+    double secs = 0.0;
+    int reps = 0;
+    for (; reps < 50 && (reps == 0 || secs < 0.25); ++reps) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ro.run(pp.data(), bp.data(), g.seed, static_cast<uint64_t>(reps + 1) * static_cast<uint64_t>(n));
+      ro.synchronize();
+      secs += seconds_since(t0);
+    }
+    const double steps_per_s = static_cast<double>(reps) * static_cast<double>(n * cfg.trial_length()) / secs;
+    std::snprintf(line, sizeof line, "  %-6s %10lld %16.3e\n", "cuda", static_cast<long long>(n), steps_per_s);
+    human << line << std::flush;
+    out["results"].push_back(
+        {{"device", "cuda"}, {"trials", n}, {"repeats", reps}, {"seconds", secs}, {"rollout_steps_per_s", steps_per_s}});
+  }
+#endif
+  return out;
 }
 
 }  // namespace
@@ -120,6 +184,7 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
                                 {"env_steps_per_s", steps_per_s}});
     }
   }
+  out["rollout"] = bench_rollout(g, cfg, sizes, human);
   if (g.json()) std::cout << out.dump() << "\n";
   return 0;
 }

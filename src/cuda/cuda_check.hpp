@@ -1,6 +1,7 @@
-// CUDA error checks and RAII device memory (move-only), in the manner of tiny-cuda-nn's GPUMemory.
+// CUDA and cuBLAS error checks and RAII device memory (move-only), in the manner of tiny-cuda-nn's GPUMemory.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -15,6 +16,15 @@
     if (rl2_err_ != cudaSuccess)                                                                      \
       throw ::rl2::Error(std::string(cudaGetErrorName(rl2_err_)) + ": " + cudaGetErrorString(rl2_err_), \
                          __FILE__, __LINE__, #expr);                                                  \
+  } while (0)
+
+// cuBLAS calls return a cublasStatus_t; the status name and its description go into the message.
+#define RL2_CUBLAS_CHECK(expr)                                                                              \
+  do {                                                                                                      \
+    const cublasStatus_t rl2_st_ = (expr);                                                                  \
+    if (rl2_st_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+      throw ::rl2::Error(std::string(cublasGetStatusName(rl2_st_)) + ": " + cublasGetStatusString(rl2_st_), \
+                         __FILE__, __LINE__, #expr);                                                        \
   } while (0)
 
 namespace rl2 {

@@ -1,0 +1,173 @@
+// Rollout kernels: everything of one RL² time step except the GRU's two matrix products (cuBLAS).
+// Parallel layouts:
+//   rollout_env_reset_kernel / rollout_env_step_kernel: one thread per trial, grid-stride. The body is the
+//     environment's RL2_HD sample_task/reset/step/observe (include/rl2/env/*.hpp, the code the CPU batch
+//     loops over) followed by rl2::encode_input (policy.hpp), so the logged inputs match the CPU bit for bit.
+//   gru_gates_kernel: one thread per (network, trial, hidden unit); consecutive threads take consecutive
+//     units of one trial, so every gate load and the h/h' accesses are coalesced. Equations of gru.hpp
+//     (cuDNN / torch.nn.GRU form, gates r, z, n; the reset gate multiplies R_n h + b_Rn).
+//   rollout_heads_kernel: one warp per trial. Lanes stride over the hidden units for each head row
+//     (coalesced), a shuffle tree sums the row; lane 0 then runs rl2::softmax and rl2::sample_categorical
+//     (softmax.hpp, the CPU rollout's own code) with u = u01(philox_bits(seed, trial, t, kAction, 0).v[0]).
+// Built like the environment kernels with -fmad=false and IEEE division (CMakeLists.txt), so the env and
+// encoding match the CPU exactly; the GRU and heads match to float rounding (tests/gpu_rollout_parity.cpp).
+#include "rollout.cuh"
+#include "rl2/core/rng.hpp"
+#include "rl2/env/bandit.hpp"
+#include "rl2/env/tabular_mdp.hpp"
+#include "rl2/policy/softmax.hpp"
+#include "cuda/cuda_check.hpp"
+
+namespace rl2 {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kHeadWarps = 4;  // trials per block of the head kernel
+constexpr int64_t kMaxBlocks = 65535 * 32;
+
+int blocks_for(int64_t n, int per_block) {
+  const int64_t b = (n + per_block - 1) / per_block;
+  return static_cast<int>(b < kMaxBlocks ? b : kMaxBlocks);
+}
+
+template <class Env>
+__global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
+  const RolloutRun run = *a.run;
+  const int64_t task_size = Env::task_size(a.params);
+  const int64_t obs_size = Env::obs_size(a.params);
+  const int64_t I = a.layout.size();
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+    float* task = a.tasks + i * task_size;
+    Env::sample_task(a.params, run.seed, run.first_trial + static_cast<uint64_t>(i), task);
+    typename Env::State st;
+    Env::reset(a.params, task, st);
+    a.states[i] = st;
+    float* obs = a.obs + i * obs_size;
+    Env::observe(a.params, task, st, obs);
+    encode_input(a.layout, obs, -1, 0.0f, 0.0f, a.x_next + i * I);  // no previous action at trial start
+  }
+}
+
+template <class Env>
+__global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
+  const RolloutRun run = *a.run;
+  const int64_t task_size = Env::task_size(a.params);
+  const int64_t obs_size = Env::obs_size(a.params);
+  const int64_t I = a.layout.size();
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+    const float* task = a.tasks + i * task_size;
+    const int32_t act = a.actions[i];  // drawn by the head kernel, always in [0, A)
+    typename Env::State st = a.states[i];
+    const StepOut out = Env::step(a.params, task, st, act, run.seed, run.first_trial + static_cast<uint64_t>(i));
+    a.states[i] = st;
+    a.rewards[i] = out.reward;
+    a.dones[i] = out.done;
+    if (a.x_next) {
+      float* obs = a.obs + i * obs_size;
+      Env::observe(a.params, task, st, obs);
+      encode_input(a.layout, obs, act, out.reward, static_cast<float>(out.done), a.x_next + i * I);
+    }
+  }
+}
+
+__device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+// e runs over [2, N, H]: network, trial, unit.
+__global__ void gru_gates_kernel(const GruGateArgs a) {
+  const int64_t H = a.hidden;
+  const int64_t NH = a.trials * H;
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < 2 * NH; e += int64_t{gridDim.x} * blockDim.x) {
+    const int net = e >= NH ? 1 : 0;
+    const int64_t k = e - net * NH;
+    const int64_t i = k / H, j = k - i * H;
+    const float* gi = a.gi + (i * 2 + net) * 3 * H;     // this trial's [3H] input projection
+    const float* gh = a.gh + (net * a.trials + i) * 3 * H;  // this trial's [3H] recurrent projection
+    const float* bi = net ? a.b_ih[1] : a.b_ih[0];
+    const float* bh = net ? a.b_hh[1] : a.b_hh[0];
+    // Same association order as the CPU's float path (gru_cpu.cpp): gi + b_ih + gh + b_hh.
+    const float r = sigmoid(gi[j] + bi[j] + gh[j] + bh[j]);
+    const float z = sigmoid(gi[H + j] + bi[H + j] + gh[H + j] + bh[H + j]);
+    const float hn = gh[2 * H + j] + bh[2 * H + j];
+    const float n = tanhf(gi[2 * H + j] + bi[2 * H + j] + r * hn);
+    a.h_next[e] = (1.0f - z) * n + z * a.h[e];
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Dot product of a [H] weight row with a [H] hidden state, summed over the warp (every lane gets it).
+__device__ __forceinline__ float warp_dot(const float* w, const float* h, int32_t H, int lane) {
+  float s = 0.0f;
+  for (int32_t j = lane; j < H; j += 32) s += w[j] * h[j];
+  return warp_sum(s);
+}
+
+// Shared memory: per warp, logits [A] then probabilities [A].
+__global__ void rollout_heads_kernel(const HeadArgs a) {
+  extern __shared__ float smem[];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int32_t A = a.actions, H = a.hidden;
+  float* logits = smem + warp * 2 * A;
+  float* p = logits + A;
+  const RolloutRun run = *a.run;
+  // i is the same for every lane of a warp, so the loop and its shuffles stay warp-uniform.
+  for (int64_t i = blockIdx.x * int64_t{kHeadWarps} + warp; i < a.trials; i += int64_t{gridDim.x} * kHeadWarps) {
+    const float* hp = a.h + i * H;                  // policy h'
+    const float* hb = a.h + (a.trials + i) * H;     // baseline h'
+    for (int32_t o = 0; o < A; ++o) {
+      const float s = warp_dot(a.policy_w + int64_t{o} * H, hp, H, lane);
+      if (lane == 0) logits[o] = s + a.policy_b[o];
+    }
+    const float v = warp_dot(a.value_w, hb, H, lane);
+    __syncwarp();
+    if (lane == 0) {
+      const float lse = softmax(logits, A, p);
+      const float u = u01(philox_bits(run.seed, run.first_trial + static_cast<uint64_t>(i), static_cast<uint32_t>(a.t),
+                                      Purpose::kAction, 0)
+                              .v[0]);
+      const int32_t act = sample_categorical(p, A, u);
+      a.actions_out[i] = act;
+      a.logp[i] = logits[act] - lse;
+      a.values[i] = v + a.value_b[0];
+    }
+    __syncwarp();
+    for (int32_t o = lane; o < A; o += 32) a.probs[i * A + o] = p[o];
+    __syncwarp();  // the next trial's logits overwrite these
+  }
+}
+
+}  // namespace
+
+template <class Env>
+void launch_rollout_env_reset(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
+  rollout_env_reset_kernel<Env><<<blocks_for(args.trials, kThreads), kThreads, 0, stream>>>(args);
+  RL2_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class Env>
+void launch_rollout_env_step(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
+  rollout_env_step_kernel<Env><<<blocks_for(args.trials, kThreads), kThreads, 0, stream>>>(args);
+  RL2_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_gru_gates(const GruGateArgs& args, cudaStream_t stream) {
+  gru_gates_kernel<<<blocks_for(2 * args.trials * args.hidden, kThreads), kThreads, 0, stream>>>(args);
+  RL2_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_rollout_heads(const HeadArgs& args, cudaStream_t stream) {
+  RL2_CHECK(args.actions >= 1 && args.actions <= kRolloutMaxActions, "head kernel: action count out of range");
+  const size_t smem = sizeof(float) * 2 * static_cast<size_t>(args.actions) * kHeadWarps;
+  rollout_heads_kernel<<<blocks_for(args.trials, kHeadWarps), kHeadWarps * 32, smem, stream>>>(args);
+  RL2_CUDA_CHECK(cudaGetLastError());
+}
+
+template void launch_rollout_env_reset<Bandit>(const RolloutEnvArgs<Bandit>&, cudaStream_t);
+template void launch_rollout_env_step<Bandit>(const RolloutEnvArgs<Bandit>&, cudaStream_t);
+template void launch_rollout_env_reset<TabularMdp>(const RolloutEnvArgs<TabularMdp>&, cudaStream_t);
+template void launch_rollout_env_step<TabularMdp>(const RolloutEnvArgs<TabularMdp>&, cudaStream_t);
+
+}  // namespace rl2

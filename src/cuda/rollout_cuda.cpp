@@ -1,0 +1,363 @@
+// CudaRollout (rollout_cuda.hpp): device buffers, the cuBLAS handle and the CUDA graph of one rollout.
+// Per step t (all on one stream; docs/cuda_rollout.md has the reasoning and the napkin math):
+//   gi [N, 2, 3H]  = x_t [N, I] · [W_ih(policy); W_ih(baseline)]ᵀ        one SGEMM, packed W_ih [6H, I]
+//   gh [2, N, 3H]  = h[net] [N, H] · W_hh[net]ᵀ, net = policy, baseline    one strided-batched SGEMM
+//   h' [2, N, H]   = GRU gates (biases, σ, tanh, reset after the product)  launch_gru_gates
+//   a_t, log pi, probs, value from h'                                       launch_rollout_heads
+//   env step with a_t; rewards, dones; x_{t+1} = encode(obs, a_t, r_t, d_t) launch_rollout_env_step
+// cuBLAS is column-major: a row-major [rows, cols] matrix is its column-major [cols, rows] transpose, so
+// every product is written as C_cm [3H, N] = op_T(W_cm [K, 3H]) · B_cm [K, N].
+#include "cuda/rollout_cuda.hpp"
+
+#include <climits>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "cuda/cuda_check.hpp"
+#include "rl2/core/check.hpp"
+#include "rl2/core/device.hpp"
+#include "rollout.cuh"
+
+namespace rl2 {
+namespace {
+
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // cuBLAS's recommendation for Hopper
+constexpr int64_t kAlignFloats = 64;                          // 256-byte alignment of each network's vector
+
+int64_t align_up(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
+// ---- small RAII owners of CUDA handles ------------------------------------------------------------
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  ~Stream() {
+    if (s) {
+      cudaStreamSynchronize(s);
+      cudaStreamDestroy(s);
+    }
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+};
+
+struct Blas {
+  cublasHandle_t h = nullptr;
+  Blas() { RL2_CUBLAS_CHECK(cublasCreate(&h)); }
+  ~Blas() {
+    if (h) cublasDestroy(h);
+  }
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+};
+
+struct GraphExec {
+  cudaGraphExec_t g = nullptr;
+  GraphExec() = default;
+  ~GraphExec() {
+    if (g) cudaGraphExecDestroy(g);
+  }
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+};
+
+// ---- the environment part, the only code that depends on the environment type ---------------------
+class EnvPart {
+ public:
+  virtual ~EnvPart() = default;
+  // Samples the tasks, resets, and writes x_0 [N, I].
+  virtual void reset(float* x0, const RolloutRun* run, cudaStream_t s) = 0;
+  // Steps with actions [N]; writes rewards [N], dones [N] and, unless nullptr, x_next [N, I].
+  virtual void step(int32_t t, const int32_t* actions, float* rewards, uint8_t* dones, float* x_next,
+                    const RolloutRun* run, cudaStream_t s) = 0;
+};
+
+template <class Env>
+class EnvPartT final : public EnvPart {
+ public:
+  EnvPartT(const typename Env::Params& p, InputLayout layout, int64_t trials)
+      : p_(p),
+        layout_(layout),
+        trials_(trials),
+        tasks_(static_cast<size_t>(trials * Env::task_size(p))),
+        states_(static_cast<size_t>(trials)),
+        obs_(static_cast<size_t>(trials * Env::obs_size(p))) {}
+
+  void reset(float* x0, const RolloutRun* run, cudaStream_t s) override {
+    launch_rollout_env_reset<Env>(args(0, run, nullptr, nullptr, nullptr, x0), s);
+  }
+  void step(int32_t t, const int32_t* actions, float* rewards, uint8_t* dones, float* x_next, const RolloutRun* run,
+            cudaStream_t s) override {
+    launch_rollout_env_step<Env>(args(t, run, actions, rewards, dones, x_next), s);
+  }
+
+ private:
+  RolloutEnvArgs<Env> args(int32_t t, const RolloutRun* run, const int32_t* actions, float* rewards, uint8_t* dones,
+                           float* x_next) {
+    return RolloutEnvArgs<Env>{p_, layout_, trials_, t, run, tasks_.data(), states_.data(), obs_.data(),
+                               actions, rewards, dones, x_next};
+  }
+
+  typename Env::Params p_;
+  InputLayout layout_;
+  int64_t trials_;
+  DeviceBuffer<float> tasks_;
+  DeviceBuffer<typename Env::State> states_;
+  DeviceBuffer<float> obs_;
+};
+
+std::unique_ptr<EnvPart> make_env_part(const EnvConfig& cfg, InputLayout layout, int64_t trials) {
+  return visit_env(cfg, [&](auto env, const auto& params) -> std::unique_ptr<EnvPart> {
+    using Env = decltype(env);
+    if constexpr (std::is_same_v<Env, Maze>) {
+      throw InputError("the CUDA rollout plays bandit and mdp trials; the maze is not supported yet");
+    } else {
+      return std::make_unique<EnvPartT<Env>>(params, layout, trials);
+    }
+  });
+}
+
+InputLayout layout_of(const EnvConfig& cfg) {
+  return InputLayout{static_cast<int32_t>(cfg.obs_size()), cfg.num_actions()};
+}
+
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& buf, cudaStream_t s) {
+  std::vector<T> out(buf.size());
+  if (!out.empty()) RL2_CUDA_CHECK(cudaMemcpyAsync(out.data(), buf.data(), buf.bytes(), cudaMemcpyDeviceToHost, s));
+  return out;
+}
+
+}  // namespace
+
+// ---- validation and memory ---------------------------------------------------------------------------
+void validate_rollout(const EnvConfig& cfg, const GruShape& policy, const GruShape& baseline, int64_t trials) {
+  cfg.validate();
+  RL2_REQUIRE(cfg.kind != EnvKind::kMaze, "the CUDA rollout plays bandit and mdp trials; the maze is not supported yet");
+  RL2_REQUIRE(trials >= 1, "the number of trials must be at least 1 (got " + std::to_string(trials) + ")");
+  RL2_REQUIRE(trials <= INT_MAX, "the CUDA rollout plays at most " + std::to_string(INT_MAX) + " trials at once (got " +
+                                     std::to_string(trials) + ")");
+  const int32_t A = cfg.num_actions();
+  RL2_REQUIRE(A <= kRolloutMaxActions, "the CUDA rollout handles at most " + std::to_string(kRolloutMaxActions) +
+                                           " actions (" + cfg.describe() + " has " + std::to_string(A) + ")");
+  const int32_t I = layout_of(cfg).size();
+  RL2_CHECK(policy.input == I && baseline.input == I,
+            "CudaRollout: the networks' input size must be obs + actions + 2 = " + std::to_string(I));
+  RL2_CHECK(policy.out == A, "CudaRollout: the policy head must have one output per action (" + std::to_string(A) + ")");
+  RL2_CHECK(baseline.out == 1, "CudaRollout: the baseline head must have one output");
+  RL2_CHECK(policy.hidden >= 1 && policy.hidden == baseline.hidden,
+            "CudaRollout: the policy and the baseline must have the same hidden size (DESIGN.md section 3)");
+}
+
+int64_t rollout_bytes_per_trial(const EnvConfig& cfg, const GruShape& policy) {
+  const int64_t T = cfg.trial_length(), I = layout_of(cfg).size(), A = cfg.num_actions(), H = policy.hidden;
+  const int64_t trajectory = T * (4 * I /*x*/ + 4 /*action*/ + 4 /*logp*/ + 4 * A /*probs*/ + 4 /*reward*/ +
+                                  1 /*done*/ + 4 /*value*/);
+  const int64_t network = 4 * (2 * 2 * H /*h, two networks, ping-pong*/ + 6 * H /*gi*/ + 6 * H /*gh*/);
+  return trajectory + network + cfg.bytes_per_trial();
+}
+
+int64_t rollout_fixed_bytes(const EnvConfig& cfg, const GruShape& policy, const GruShape& baseline) {
+  const int64_t I = layout_of(cfg).size(), H = policy.hidden;
+  const int64_t params = align_up(gru_layout(policy).total) + gru_layout(baseline).total;
+  return 4 * (params + 6 * H * I + 6 * H * H) + static_cast<int64_t>(kCublasWorkspaceBytes) +
+         static_cast<int64_t>(sizeof(RolloutRun));
+}
+
+void check_rollout_fits(const EnvConfig& cfg, const GruShape& policy, const GruShape& baseline, int64_t trials) {
+  validate_rollout(cfg, policy, baseline, trials);
+  RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
+  size_t free_b = 0, total_b = 0;
+  RL2_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const double per = static_cast<double>(rollout_bytes_per_trial(cfg, policy));
+  const double fixed = static_cast<double>(rollout_fixed_bytes(cfg, policy, baseline));
+  const double need = fixed + per * static_cast<double>(trials);
+  const double usable = 0.9 * static_cast<double>(free_b);
+  if (need <= usable) return;
+  const int64_t fit = usable > fixed ? static_cast<int64_t>((usable - fixed) / per) : 0;
+  throw InputError("a CUDA rollout of " + std::to_string(trials) + " " + cfg.describe() + " trials (GRU-" +
+                   std::to_string(policy.hidden) + " policy and baseline) needs " + format_bytes(need) +
+                   " of GPU memory; " + format_bytes(static_cast<double>(free_b)) + " is free" +
+                   (fit > 0 ? " (at most " + std::to_string(fit) + " trials fit)" : ""));
+}
+
+// ---- the rollout -------------------------------------------------------------------------------------
+struct CudaRollout::Impl {
+  EnvConfig cfg;
+  GruShape pol, base;
+  GruLayout lp, lb;
+  RolloutOptions opt;
+  int64_t N, T, base_offset;
+  int32_t I, A, H;
+  // Members are destroyed in reverse order: the buffers go first (after ~Impl has waited for the stream),
+  // then the graph, the cuBLAS handle, its workspace, and the stream last.
+  Stream stream;
+  DeviceBuffer<unsigned char> workspace;  // cuBLAS's, fixed (kCublasWorkspaceBytes)
+  Blas blas;
+  GraphExec exec;
+  std::unique_ptr<EnvPart> env;
+  DeviceBuffer<float> params;  // [policy (aligned) | baseline] flat vectors as uploaded
+  DeviceBuffer<float> w_ih;    // [6H, I] packed input weights: policy rows, then baseline rows
+  DeviceBuffer<float> w_hh;    // [2, 3H, H] recurrent weights
+  DeviceBuffer<float> h;       // [2 slots, 2 nets, N, H]: step t reads slot t % 2, writes the other
+  DeviceBuffer<float> gi, gh;  // [N, 2, 3H] and [2, N, 3H]
+  DeviceBuffer<float> x, logp, probs, rewards, values;
+  DeviceBuffer<int32_t> actions;
+  DeviceBuffer<uint8_t> dones;
+  DeviceBuffer<RolloutRun> run;
+
+  Impl(const EnvConfig& c, const GruShape& p, const GruShape& b, int64_t trials, RolloutOptions o)
+      : cfg(c), pol(p), base(b), lp(gru_layout(p)), lb(gru_layout(b)), opt(o), N(trials), T(c.trial_length()),
+        base_offset(align_up(lp.total)), I(layout_of(c).size()), A(c.num_actions()), H(p.hidden) {
+    const auto n = [](int64_t v) { return static_cast<size_t>(v); };
+    env = make_env_part(cfg, layout_of(cfg), N);
+    params = DeviceBuffer<float>(n(base_offset + lb.total));
+    w_ih = DeviceBuffer<float>(n(6 * int64_t{H} * I));
+    w_hh = DeviceBuffer<float>(n(2 * 3 * int64_t{H} * H));
+    h = DeviceBuffer<float>(n(2 * 2 * N * H));
+    gi = DeviceBuffer<float>(n(N * 6 * H));
+    gh = DeviceBuffer<float>(n(2 * N * 3 * H));
+    x = DeviceBuffer<float>(n(T * N * I));
+    logp = DeviceBuffer<float>(n(T * N));
+    probs = DeviceBuffer<float>(n(T * N * A));
+    rewards = DeviceBuffer<float>(n(T * N));
+    values = DeviceBuffer<float>(n(T * N));
+    actions = DeviceBuffer<int32_t>(n(T * N));
+    dones = DeviceBuffer<uint8_t>(n(T * N));
+    run = DeviceBuffer<RolloutRun>(1);
+    workspace = DeviceBuffer<unsigned char>(kCublasWorkspaceBytes);
+    RL2_CUBLAS_CHECK(cublasSetStream(blas.h, stream.s));
+    // After cublasSetStream, which resets the workspace to cuBLAS's own pool: ours is fixed, so graph capture
+    // never makes cuBLAS allocate.
+    RL2_CUBLAS_CHECK(cublasSetWorkspace(blas.h, workspace.data(), workspace.bytes()));
+    RL2_CUBLAS_CHECK(cublasSetMathMode(blas.h, opt.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  }
+  ~Impl() { cudaStreamSynchronize(stream.s); }  // no buffer is freed under queued work
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  const float* pp() const { return params.data(); }                // policy's flat vector
+  const float* bp() const { return params.data() + base_offset; }  // baseline's flat vector
+
+  // Queues one whole rollout on the stream (eagerly, or into a capture).
+  void enqueue() {
+    cudaStream_t s = stream.s;
+    const int64_t ih = 3 * int64_t{H} * I, hh = 3 * int64_t{H} * H, nh = N * H;
+    RL2_CUDA_CHECK(cudaMemcpyAsync(w_ih.data(), pp() + lp.weight_ih, ih * 4, cudaMemcpyDeviceToDevice, s));
+    RL2_CUDA_CHECK(cudaMemcpyAsync(w_ih.data() + ih, bp() + lb.weight_ih, ih * 4, cudaMemcpyDeviceToDevice, s));
+    RL2_CUDA_CHECK(cudaMemcpyAsync(w_hh.data(), pp() + lp.weight_hh, hh * 4, cudaMemcpyDeviceToDevice, s));
+    RL2_CUDA_CHECK(cudaMemcpyAsync(w_hh.data() + hh, bp() + lb.weight_hh, hh * 4, cudaMemcpyDeviceToDevice, s));
+    RL2_CUDA_CHECK(cudaMemsetAsync(h.data(), 0, static_cast<size_t>(2 * nh) * 4, s));  // h_0 = 0, both networks
+    env->reset(x.data(), run.data(), s);
+    const float one = 1.0f, zero = 0.0f;
+    const int m3 = static_cast<int>(3 * H), n = static_cast<int>(N);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xt = x.data() + t * N * I;
+      float* h_cur = h.data() + (t % 2) * 2 * nh;
+      float* h_next = h.data() + ((t + 1) % 2) * 2 * nh;
+      // gi_cm [6H, N] = W_ih_cat_cm[I, 6H]ᵀ · x_cm [I, N]
+      RL2_CUBLAS_CHECK(cublasSgemm(blas.h, CUBLAS_OP_T, CUBLAS_OP_N, 2 * m3, n, I, &one, w_ih.data(), I, xt, I, &zero,
+                                   gi.data(), 2 * m3));
+      // gh_cm[net] [3H, N] = W_hh_cm[net] [H, 3H]ᵀ · h_cm[net] [H, N]
+      RL2_CUBLAS_CHECK(cublasSgemmStridedBatched(blas.h, CUBLAS_OP_T, CUBLAS_OP_N, m3, n, H, &one, w_hh.data(), H, hh,
+                                                 h_cur, H, nh, &zero, gh.data(), m3, N * 3 * H, 2));
+      GruGateArgs g{N, H, gi.data(), gh.data(), h_cur, h_next, {pp() + lp.bias_ih, bp() + lb.bias_ih},
+                    {pp() + lp.bias_hh, bp() + lb.bias_hh}};
+      launch_gru_gates(g, s);
+      const int64_t k = t * N;
+      HeadArgs ha{N, H, A, static_cast<int32_t>(t), run.data(), h_next,
+                  pp() + lp.head_w, pp() + lp.head_b, bp() + lb.head_w, bp() + lb.head_b,
+                  actions.data() + k, logp.data() + k, probs.data() + k * A, values.data() + k};
+      launch_rollout_heads(ha, s);
+      float* x_next = t + 1 < T ? x.data() + (t + 1) * N * I : nullptr;
+      env->step(static_cast<int32_t>(t), actions.data() + k, rewards.data() + k, dones.data() + k, x_next, run.data(), s);
+    }
+  }
+
+  void capture() {
+    cudaGraph_t graph = nullptr;
+    RL2_CUDA_CHECK(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(stream.s, &graph);  // leaves the stream usable; the error is the one thrown
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw;
+    }
+    RL2_CUDA_CHECK(cudaStreamEndCapture(stream.s, &graph));
+    const cudaError_t err = cudaGraphInstantiate(&exec.g, graph, 0);
+    cudaGraphDestroy(graph);  // the executable graph keeps its own copy
+    RL2_CUDA_CHECK(err);
+  }
+};
+
+CudaRollout::CudaRollout(const EnvConfig& cfg, const GruShape& policy, const GruShape& baseline, int64_t trials,
+                         RolloutOptions options) {
+  check_rollout_fits(cfg, policy, baseline, trials);
+  impl_ = std::make_unique<Impl>(cfg, policy, baseline, trials, options);
+}
+
+CudaRollout::~CudaRollout() = default;
+CudaRollout::CudaRollout(CudaRollout&&) noexcept = default;
+CudaRollout& CudaRollout::operator=(CudaRollout&&) noexcept = default;
+
+void CudaRollout::run(const float* policy_params_host, const float* baseline_params_host, uint64_t seed,
+                      uint64_t first_trial) {
+  Impl& m = *impl_;
+  cudaStream_t s = m.stream.s;
+  // From pageable memory these copies are staged before they return, so the caller may reuse its vectors.
+  RL2_CUDA_CHECK(cudaMemcpyAsync(m.params.data(), policy_params_host, static_cast<size_t>(m.lp.total) * 4,
+                                 cudaMemcpyHostToDevice, s));
+  RL2_CUDA_CHECK(cudaMemcpyAsync(m.params.data() + m.base_offset, baseline_params_host, static_cast<size_t>(m.lb.total) * 4,
+                                 cudaMemcpyHostToDevice, s));
+  const RolloutRun r{seed, first_trial};
+  RL2_CUDA_CHECK(cudaMemcpyAsync(m.run.data(), &r, sizeof r, cudaMemcpyHostToDevice, s));
+  if (m.exec.g) {
+    RL2_CUDA_CHECK(cudaGraphLaunch(m.exec.g, s));
+    return;
+  }
+  // First run (or graphs off): launch eagerly. That also loads every kernel (ours and cuBLAS's) before a
+  // capture, which must not be the first use of a lazily loaded module.
+  m.enqueue();
+  if (m.opt.use_graph) m.capture();
+}
+
+void CudaRollout::synchronize() const { RL2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.s)); }
+
+RolloutHost CudaRollout::copy_to_host() const {
+  const Impl& m = *impl_;
+  cudaStream_t s = m.stream.s;
+  RolloutHost out;
+  out.steps = m.T;
+  out.trials = m.N;
+  out.input = m.I;
+  out.actions_count = m.A;
+  out.x = download(m.x, s);
+  out.actions = download(m.actions, s);
+  out.logp = download(m.logp, s);
+  out.probs = download(m.probs, s);
+  out.rewards = download(m.rewards, s);
+  out.dones = download(m.dones, s);
+  out.values = download(m.values, s);
+  RL2_CUDA_CHECK(cudaStreamSynchronize(s));
+  out.totals.assign(static_cast<size_t>(m.N), 0.0);
+  for (int64_t t = 0; t < m.T; ++t)
+    for (int64_t i = 0; i < m.N; ++i) out.totals[i] += out.rewards[t * m.N + i];
+  return out;
+}
+
+int64_t CudaRollout::trials() const { return impl_->N; }
+int64_t CudaRollout::steps() const { return impl_->T; }
+int32_t CudaRollout::input_size() const { return impl_->I; }
+int32_t CudaRollout::num_actions() const { return impl_->A; }
+bool CudaRollout::graph_captured() const { return impl_->exec.g != nullptr; }
+const float* CudaRollout::x() const { return impl_->x.data(); }
+const int32_t* CudaRollout::actions() const { return impl_->actions.data(); }
+const float* CudaRollout::logp() const { return impl_->logp.data(); }
+const float* CudaRollout::probs() const { return impl_->probs.data(); }
+const float* CudaRollout::rewards() const { return impl_->rewards.data(); }
+const uint8_t* CudaRollout::dones() const { return impl_->dones.data(); }
+const float* CudaRollout::values() const { return impl_->values.data(); }
+
+}  // namespace rl2
