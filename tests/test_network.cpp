@@ -340,7 +340,7 @@ TEST(MazeTraining, Table3Arithmetic) {
   EXPECT_NEAR(m.episodes[1].avg_len_success, 50.0, 1e-12);
   EXPECT_NEAR(m.episodes[1].avg_len_se, 10.0, 1e-12);  // sd 14.14 / sqrt 2
   EXPECT_NEAR(m.episodes[1].success_pct, 200.0 / 3, 1e-12);
-  EXPECT_NEAR(m.improved_pct, 200.0 / 3, 1e-12);  // 40 > 30; 60 <= 100; 100 <= 100
+  EXPECT_NEAR(m.improved_pct, 100.0 / 3, 1e-12);  // 40 > 30: no; 60 <= 100: yes; both failed: no
   const nlohmann::json j = table3_json({m});
   EXPECT_EQ(j["small"]["per_episode"][0]["paper"]["avg_len_success"].get<double>(), 52.4);
   EXPECT_EQ(j["small"]["paper_improved_pct"].get<double>(), 91.7);
@@ -348,7 +348,7 @@ TEST(MazeTraining, Table3Arithmetic) {
   EXPECT_EQ(paper_maze_value("avg_len_success", 2, "large_se"), 5.9);
   EXPECT_EQ(paper_maze_value("success_pct", 5, "large"), 96.1);
   EXPECT_FALSE(paper_maze_value("success_pct", 1, "small_se").has_value());
-  EXPECT_NE(table3_markdown({m}).find("| improved % | 66.7 [91.7] |"), std::string::npos) << table3_markdown({m});
+  EXPECT_NE(table3_markdown({m}).find("| improved % | 33.3 [91.7] |"), std::string::npos) << table3_markdown({m});
 }
 
 }  // namespace

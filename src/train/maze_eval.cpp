@@ -61,9 +61,11 @@ MazeMetrics maze_metrics(const std::string& name, const EnvConfig& env, const Ev
     em.success_pct = n > 0 ? 100.0 * static_cast<double>(em.successes) / static_cast<double>(n) : kNaN;
     m.episodes.push_back(em);
   }
-  // lengths already count a failed episode as `horizon` steps (it ran out of time).
+  // lengths already count a failed episode as `horizon` steps (it ran out of time). Episode 2 must have
+  // reached the target: two failures of equal length are not an improvement.
   int64_t improved = 0;
-  for (int64_t i = 0; i < n && E >= 2; ++i) improved += r.lengths[i * E + 1] <= r.lengths[i * E];
+  for (int64_t i = 0; i < n && E >= 2; ++i)
+    improved += r.success[i * E + 1] && r.lengths[i * E + 1] <= r.lengths[i * E];
   m.improved_pct = E >= 2 && n > 0 ? 100.0 * static_cast<double>(improved) / static_cast<double>(n) : kNaN;
   return m;
 }

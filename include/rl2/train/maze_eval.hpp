@@ -1,7 +1,7 @@
 // The maze's held-out evaluation and the paper's Table 3 (DESIGN.md section 6): per episode index, the
 // average length of successful episodes with its standard error and the % of successful episodes; and
-// the % of trials whose episode 2 is no longer than episode 1 ("improved"; a failed episode counts as
-// `horizon` steps). Two settings: "small", the 5x5 mazes of training, and "large", 9x9 with a 4x horizon;
+// the % of trials whose episode 2 reaches the target no later than episode 1 did ("improved"; a failed
+// episode 1 counts as `horizon` steps, a failed episode 2 is never an improvement). Two settings: "small", the 5x5 mazes of training, and "large", 9x9 with a 4x horizon;
 // 5 episodes each, on configurations drawn from the evaluation stream (mazes = 0: every trial its own
 // configuration, ids kEvalStream + i), disjoint from training's pool.
 #pragma once
