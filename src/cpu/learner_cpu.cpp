@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "rl2/algo/gae.hpp"
+#include "rl2/algo/minibatch.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
@@ -240,12 +241,7 @@ class CpuLearner final : public Learner {
         e[k] = 0.0;
         continue;
       }
-      double s = 0.0;
-      for (int32_t a = 0; a < A_; ++a) {
-        const double pa = probs_old_[k * A_ + a];
-        if (pa > 0.0) s -= pa * std::log(pa);
-      }
-      e[k] = s;
+      e[k] = entropy(&probs_old_[k * A_], A_);
     }
     return sum_serial(e) / active_count();
   }
@@ -304,14 +300,11 @@ class CpuLearner final : public Learner {
     st_.return_mean = sum_serial(ret) / static_cast<double>(ret.size());
     st_.return_std = std::max(std::sqrt(variance(ret)), 1e-3);
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
-    std::vector<int64_t> order(static_cast<size_t>(N_));
     std::vector<float> grad(st_.baseline.size()), xb, target, pred, d_out, mb_mask;
     double last_loss = 0.0;
     for (int32_t epoch = 0; epoch < cfg_.baseline_epochs; ++epoch) {
-      std::iota(order.begin(), order.end(), 0);
-      RandomStream rs(cfg_.seed, static_cast<uint64_t>(st_.iteration), static_cast<uint32_t>(epoch), Purpose::kShuffle);
-      for (int64_t i = N_ - 1; i > 0; --i)
-        std::swap(order[i], order[uniform_int(rs.next_u32(), static_cast<uint32_t>(i + 1))]);
+      const std::vector<int64_t> order =
+          shuffled_trials(cfg_.seed, static_cast<uint64_t>(st_.iteration), static_cast<uint32_t>(epoch), N_);
       double loss_sum = 0.0;
       for (int64_t mb = 0; mb < mb_count; ++mb) {
         const int64_t lo = mb * N_ / mb_count, hi = (mb + 1) * N_ / mb_count, b = hi - lo;
@@ -320,15 +313,15 @@ class CpuLearner final : public Learner {
         pred.resize(target.size());
         d_out.resize(target.size());
         mb_mask.resize(target.size());
+        const int64_t* ids = order.data() + lo;
+        gather_trials(x_.data(), T_, N_, I, ids, b, xb.data());
+        gather_trials(returns_.data(), T_, N_, 1, ids, b, target.data());
+        gather_trials(mask_.data(), T_, N_, 1, ids, b, mb_mask.data());
         double active_b = 0.0;
-        for (int64_t t = 0; t < T_; ++t)
-          for (int64_t j = 0; j < b; ++j) {
-            const int64_t src = t * N_ + order[lo + j];
-            std::copy(&x_[src * I], &x_[src * I] + I, &xb[(t * b + j) * I]);
-            target[t * b + j] = static_cast<float>((returns_[src] - st_.return_mean) / st_.return_std);
-            mb_mask[t * b + j] = mask_[src];
-            active_b += mask_[src];
-          }
+        for (int64_t k = 0; k < T_ * b; ++k) {
+          target[k] = static_cast<float>((target[k] - st_.return_mean) / st_.return_std);
+          active_b += mb_mask[k];
+        }
         net_forward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, pred.data());
         double loss = 0.0;
         const double scale = 2.0 / active_b;

@@ -13,18 +13,6 @@
 #include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
-namespace {
-
-// H(p) = -sum_a p_a log p_a, in double.
-double entropy(const float* p, int64_t A) {
-  double h = 0.0;
-  for (int64_t a = 0; a < A; ++a)
-    if (p[a] > 0.0f) h -= static_cast<double>(p[a]) * std::log(static_cast<double>(p[a]));
-  return h;
-}
-
-}  // namespace
-
 double CpuVecOps::dot(const Vec& a, const Vec& b) const {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
@@ -79,12 +67,8 @@ double CpuPolicyObjective::surrogate_grad(Vec& grad) {
     const double log_ratio = static_cast<double>(logits_[k * A + act] - lse) - b_.logp_old[k];
     gap[k] = std::fabs(log_ratio);
     const double w = std::exp(log_ratio) * b_.adv[k];
-    const double h = entropy(p, A);
+    const double h = policy_logits_grad(p, static_cast<int32_t>(A), act, w, b_.entropy_coef, inv_m, &d_out_[k * A]);
     terms_[k] = w + b_.entropy_coef * h;
-    for (int64_t a = 0; a < A; ++a) {
-      const double dh = p[a] > 0.0f ? -p[a] * (std::log(static_cast<double>(p[a])) + h) : 0.0;
-      d_out_[k * A + a] = static_cast<float>((w * ((a == act ? 1.0 : 0.0) - p[a]) + b_.entropy_coef * dh) * inv_m);
-    }
   }
   mismatch_ = *std::max_element(gap.begin(), gap.end());
   fill_zero(grad);
@@ -132,11 +116,7 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   mb_d_.resize(mb_logits_.size());
   mb_p_.resize(mb_logits_.size());
   std::vector<double> terms(static_cast<size_t>(m));
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < m; ++k) {
-    const int64_t src = (k / n) * N + ids[k % n];
-    std::copy(b_.x + src * I, b_.x + (src + 1) * I, &mb_x_[k * I]);
-  }
+  gather_trials(b_.x, T, N, I, ids, n, mb_x_.data());
   net_forward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_logits_.data());
   double active_mb = 0.0;
   for (int64_t k = 0; k < m; ++k) active_mb += active((k / n) * N + ids[k % n]) ? 1.0 : 0.0;
@@ -161,11 +141,11 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   return std::accumulate(terms.begin(), terms.end(), 0.0) * scale;
 }
 
+// Adam descent on -grad with rate lr moves the parameters exactly as Adam on grad with rate -lr (the first
+// moment only changes sign), so the ascent needs no negated copy; the stored moments follow grad's sign.
 bool CpuPolicyObjective::adam_ascent(const Vec& grad, double lr) {
   RL2_CHECK(adam_ != nullptr, "PPO needs an Adam state (set_adam)");
-  neg_grad_.resize(grad.size());
-  for (size_t i = 0; i < grad.size(); ++i) neg_grad_[i] = -grad[i];
-  return adam_step(*adam_, params_.data(), neg_grad_.data(), n, lr);
+  return adam_step(*adam_, params_.data(), grad.data(), n, -lr);
 }
 
 SurrogateKl CpuPolicyObjective::surrogate_kl() {

@@ -84,7 +84,7 @@ class CpuPolicyObjective : public CpuVecOps {
   std::vector<double>& terms_;    // [T, N] scratch
   double mismatch_ = 0.0;
   AdamState* adam_ = nullptr;
-  std::vector<float> mb_x_, mb_logits_, mb_p_, mb_d_, neg_grad_;  // PPO minibatch scratch
+  std::vector<float> mb_x_, mb_logits_, mb_p_, mb_d_;  // PPO minibatch scratch
 };
 
 }  // namespace rl2

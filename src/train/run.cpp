@@ -2,7 +2,7 @@
 // training loop's bookkeeping (metrics.jsonl, progress, the non-finite stop).
 #include "rl2/train/run.hpp"
 
-#include <charconv>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -159,34 +159,20 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   return j;
 }
 
-// Shortest decimal that reads back as the same double (0.99, not 0.98999999999999999).
-std::string shortest(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
+// The flags of config_to_json under their command-line names (max_kl -> max-kl), so `--config` reads
+// them back; the baseline's optimiser settings have no flags and stay in run.json only. nlohmann::json
+// prints doubles as the shortest decimal that reads back as the same value.
 std::string config_to_toml(const TrainConfig& c) {
+  const nlohmann::json j = config_to_json(c);
   std::ostringstream o;
   o << "# Resolved configuration of this run: `rl2-cuda train --config config.toml --out DIR` repeats it.\n"
-    << "seed = " << c.seed << "\n\n[train]\n"
-    << "env = \"" << c.env.name() << "\"\n";
-  if (c.env.kind == EnvKind::kBandit) {
-    o << "arms = " << c.env.bandit.arms << "\n";
-  } else if (c.env.kind == EnvKind::kMaze) {
-    o << "size = " << c.env.maze.size << "\nmazes = " << c.env.maze.mazes << "\nhorizon = " << c.env.maze.horizon << "\n";
-  } else {
-    o << "states = " << c.env.mdp.states << "\nactions = " << c.env.mdp.actions << "\nhorizon = " << c.env.mdp.horizon
-      << "\n";
+    << "seed = " << j.at("seed").dump() << "\n\n[train]\n";
+  for (const auto& [key, value] : j.items()) {
+    if (key == "seed" || key.rfind("baseline_", 0) == 0) continue;
+    std::string flag = key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    o << flag << " = " << value.dump() << "\n";
   }
-  o << "episodes = " << c.env.episodes() << "\nhidden = " << c.hidden << "\niterations = " << c.iterations
-    << "\nsteps-per-iter = " << c.steps_per_iter << "\nalgo = \"" << c.algo << "\"\nmax-kl = " << shortest(c.trpo.max_kl)
-    << "\ngamma = " << shortest(c.gamma) << "\ngae-lambda = " << shortest(c.gae_lambda)
-    << "\nentropy-coef = " << shortest(c.entropy_coef)
-    << "\ncg-damping = " << shortest(c.trpo.cg_damping)
-    << "\ncg-iters = " << c.trpo.cg_iterations << "\nppo-clip = " << shortest(c.ppo.clip)
-    << "\nppo-epochs = " << c.ppo.epochs << "\nppo-minibatches = " << c.ppo.minibatches
-    << "\nppo-lr = " << shortest(c.ppo.lr) << "\nppo-target-kl = " << shortest(c.ppo.target_kl) << "\n";
   return o.str();
 }
 

@@ -20,9 +20,11 @@
 #include <numeric>
 #include <vector>
 
+#include "rl2/algo/minibatch.hpp"
 #include "rl2/algo/trpo.hpp"
 #include "rl2/core/hd.hpp"
 #include "rl2/core/rng.hpp"
+#include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
 
@@ -44,14 +46,7 @@ RL2_HD inline double ppo_step_grad(const float* p, int32_t A, int32_t act, doubl
   // The min picks the clipped term (zero gradient) exactly when rho has left the interval in A's favour.
   const bool active = adv >= 0.0 ? rho <= 1.0 + clip : rho >= 1.0 - clip;
   const double term = fmin(rho * adv, clipped * adv);
-  const double w = active ? rho * adv : 0.0;
-  double h = 0.0;
-  for (int32_t a = 0; a < A; ++a)
-    if (p[a] > 0.0f) h -= static_cast<double>(p[a]) * log(static_cast<double>(p[a]));
-  for (int32_t a = 0; a < A; ++a) {
-    const double dh = p[a] > 0.0f ? -p[a] * (log(static_cast<double>(p[a])) + h) : 0.0;
-    d_logits[a] = static_cast<float>((w * ((a == act ? 1.0 : 0.0) - p[a]) + beta * dh) * scale);
-  }
+  const double h = policy_logits_grad(p, A, act, active ? rho * adv : 0.0, beta, scale, d_logits);
   return term + beta * h;
 }
 
@@ -64,16 +59,15 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
   st.surrogate_before = before.surrogate;
   const int64_t n = be.trials();
   const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg.minibatches, n));
-  std::vector<int64_t> order(static_cast<size_t>(n));
   Vec grad = be.make_vec();
+  Vec scaled = be.make_vec();
   Vec old_params = be.make_vec();
   be.get_params(old_params);
   SurrogateKl now = before;
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
-    std::iota(order.begin(), order.end(), 0);
     // Step word 1 << 20 | epoch keeps this order's stream apart from the baseline fit's shuffles.
-    RandomStream rs(seed, static_cast<uint64_t>(iteration), (1u << 20) | static_cast<uint32_t>(epoch), Purpose::kShuffle);
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[uniform_int(rs.next_u32(), static_cast<uint32_t>(i + 1))]);
+    const std::vector<int64_t> order =
+        shuffled_trials(seed, static_cast<uint64_t>(iteration), (1u << 20) | static_cast<uint32_t>(epoch), n);
     for (int64_t mb = 0; mb < mb_count; ++mb) {
       const int64_t lo = mb * n / mb_count, hi = (mb + 1) * n / mb_count;
       const double obj = be.minibatch_grad(order.data() + lo, hi - lo, cfg.clip, grad);
@@ -85,7 +79,7 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
         return st;
       }
       if (cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm) {
-        Vec scaled = be.make_vec();
+        be.fill_zero(scaled);
         be.axpy(cfg.max_grad_norm / norm, grad, scaled);
         be.copy(scaled, grad);
       }

@@ -22,6 +22,28 @@ RL2_HD inline float softmax(const float* logits, int32_t A, float* p) {
   return m + logf(sum);
 }
 
+// H(p) = -sum_a p_a log p_a, in double (terms with p_a = 0 contribute 0).
+RL2_HD inline double entropy(const float* p, int32_t A) {
+  double h = 0.0;
+  for (int32_t a = 0; a < A; ++a)
+    if (p[a] > 0.0f) h -= static_cast<double>(p[a]) * log(static_cast<double>(p[a]));
+  return h;
+}
+
+// The logits gradient of one step's policy objective w A-weighted log-likelihood plus an entropy bonus:
+// d_logits[a] = scale * (w (onehot(act)_a - p_a) + beta dH/dlogit_a), dH/dlogit_a = -p_a (log p_a + H).
+// w is the step's weight (ratio times advantage for TRPO's surrogate, 0 for a clipped PPO step).
+// Returns H(p). Shared by the CPU objective and, later, the CUDA kernels.
+RL2_HD inline double policy_logits_grad(const float* p, int32_t A, int32_t act, double w, double beta, double scale,
+                                        float* d_logits) {
+  const double h = entropy(p, A);
+  for (int32_t a = 0; a < A; ++a) {
+    const double dh = p[a] > 0.0f ? -p[a] * (log(static_cast<double>(p[a])) + h) : 0.0;
+    d_logits[a] = static_cast<float>((w * ((a == act ? 1.0 : 0.0) - p[a]) + beta * dh) * scale);
+  }
+  return h;
+}
+
 // Inverse-CDF draw from p with a uniform u in [0, 1); the last action absorbs rounding.
 RL2_HD inline int32_t sample_categorical(const float* p, int32_t A, float u) {
   float cum = 0.0f;
