@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 
 #include "cpu/policy_objective.hpp"
 #include "rl2/algo/gae.hpp"
@@ -409,6 +410,31 @@ TEST(Trainer, PpoUpdateImprovesAndNonFiniteChangesNothing) {
   obj.set_adam(&fresh);
   EXPECT_EQ(ppo_update(obj, cfg, 1, 0).status, TrpoStatus::kNonFinite);
   EXPECT_EQ(params, f.params);
+}
+
+// PPO's cheap measurements: surrogate_old (no forward) equals the full surrogate at theta_old; a minibatch
+// of every trial gives the batch's KL (0 at theta_old, surrogate_kl's value after a change) and, at
+// theta_old, the rollout parity.
+TEST(Trainer, PpoMinibatchKlAndOldSurrogateMatchFullPasses) {
+  Fixture f;
+  std::vector<float> params = f.params, probs, sa, sb;
+  std::vector<double> terms;
+  NetCache c1, c2;
+  CpuPolicyObjective obj(NetShape{f.shape, false, {}}, params, f.batch(), c1, c2, probs, sa, sb, terms);
+  const SurrogateKl at_old = obj.surrogate_kl();
+  EXPECT_NEAR(obj.surrogate_old(), at_old.surrogate, 1e-6);
+  std::vector<int64_t> all(static_cast<size_t>(obj.trials()));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  std::vector<float> grad = obj.make_vec();
+  obj.minibatch_grad(all.data(), obj.trials(), 0.2, grad);
+  EXPECT_NEAR(obj.minibatch_kl(), at_old.kl, 1e-7);  // both 0 up to float rounding of the logits
+  EXPECT_LT(std::fabs(obj.minibatch_kl()), 1e-7);
+  EXPECT_LT(obj.rollout_mismatch(), 1e-5);
+  obj.axpy(0.05 / std::sqrt(obj.dot(grad, grad)), grad, params);
+  const SurrogateKl moved = obj.surrogate_kl();
+  obj.minibatch_grad(all.data(), obj.trials(), 0.2, grad);
+  EXPECT_GT(moved.kl, 1e-6);
+  EXPECT_NEAR(obj.minibatch_kl(), moved.kl, 1e-6 * std::max(1.0, moved.kl));
 }
 
 TEST(Trainer, RolloutAndTrainingPathsAgree) {

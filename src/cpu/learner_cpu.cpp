@@ -80,7 +80,6 @@ class CpuLearner final : public Learner {
     CpuPolicyObjective obj(pol_shape_, st_.policy, batch_view(), pol_cache_, cand_cache_, probs_, logits_, d_out_, terms_);
     if (cfg_.algo == "ppo") {
       obj.set_adam(&st_.policy_adam);
-      obj.check_rollout();
       s.update = ppo_update(obj, cfg_.ppo, cfg_.seed, st_.iteration);
     } else {
       s.update = trpo_step(obj, cfg_.trpo);

@@ -13,6 +13,20 @@
 #include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
+namespace {
+
+// KL(pi_old || pi) of one step, pi given by its logits and their log-sum-exp.
+double step_kl(const float* probs_old, const float* logits, double lse, int64_t A) {
+  double s = 0.0;
+  for (int64_t a = 0; a < A; ++a) {
+    const double po = probs_old[a];
+    if (po > 0.0) s += po * (std::log(po) - (logits[a] - lse));
+  }
+  return s;
+}
+
+}  // namespace
+
 double CpuVecOps::dot(const Vec& a, const Vec& b) const {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
@@ -96,16 +110,12 @@ void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
   net_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), out.data());
 }
 
-void CpuPolicyObjective::check_rollout() {
+double CpuPolicyObjective::surrogate_old() const {
   const int64_t m = b_.T * b_.N, A = b_.A;
-  net_forward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, logits_.data());
-  std::vector<double> gap(static_cast<size_t>(m));
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < m; ++k) {
-    const float lse = softmax(&logits_[k * A], static_cast<int32_t>(A), &probs_[k * A]);
-    gap[k] = !active(k) ? 0.0 : std::fabs(static_cast<double>(logits_[k * A + b_.actions[k]] - lse) - b_.logp_old[k]);
-  }
-  mismatch_ = *std::max_element(gap.begin(), gap.end());
+  double s = 0.0;
+  for (int64_t k = 0; k < m; ++k)
+    if (active(k)) s += b_.adv[k] + b_.entropy_coef * entropy(&b_.probs_old[k * A], static_cast<int32_t>(A));
+  return s / active_;
 }
 
 // The clipped objective on trials ids[0..n) (time-major gather of their steps) and its gradient.
@@ -115,7 +125,7 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   mb_logits_.resize(static_cast<size_t>(m * A));
   mb_d_.resize(mb_logits_.size());
   mb_p_.resize(mb_logits_.size());
-  std::vector<double> terms(static_cast<size_t>(m));
+  std::vector<double> terms(static_cast<size_t>(m)), kl(static_cast<size_t>(m)), gap(static_cast<size_t>(m));
   gather_trials(b_.x, T, N, I, ids, n, mb_x_.data());
   net_forward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_logits_.data());
   double active_mb = 0.0;
@@ -125,7 +135,7 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   for (int64_t k = 0; k < m; ++k) {
     const int64_t src = (k / n) * N + ids[k % n];
     if (!active(src)) {
-      terms[k] = 0.0;
+      terms[k] = kl[k] = gap[k] = 0.0;
       std::fill(&mb_d_[k * A], &mb_d_[k * A] + A, 0.0f);
       continue;
     }
@@ -133,9 +143,14 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
     const float lse = softmax(&mb_logits_[k * A], static_cast<int32_t>(A), p);
     const int32_t act = b_.actions[src];
     const double log_ratio = static_cast<double>(mb_logits_[k * A + act] - lse) - b_.logp_old[src];
+    kl[k] = step_kl(&b_.probs_old[src * A], &mb_logits_[k * A], lse, A);
+    gap[k] = std::fabs(log_ratio);
     terms[k] = ppo_step_grad(p, static_cast<int32_t>(A), act, log_ratio, b_.adv[src], clip, b_.entropy_coef, scale,
                              &mb_d_[k * A]);
   }
+  // The first minibatch is evaluated at theta_old: its steps give the rollout/training parity.
+  if (minibatches_++ == 0) mismatch_ = *std::max_element(gap.begin(), gap.end());
+  mb_kl_ = std::accumulate(kl.begin(), kl.end(), 0.0) * scale;
   fill_zero(grad);
   net_backward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_d_.data(), grad.data());
   return std::accumulate(terms.begin(), terms.end(), 0.0) * scale;
@@ -164,15 +179,13 @@ SurrogateKl CpuPolicyObjective::surrogate_kl() {
     double z = 0.0;
     for (int64_t a = 0; a < A; ++a) z += std::exp(static_cast<double>(lg[a] - mx));
     const double lse = mx + std::log(z);
-    double s = 0.0, h = 0.0;
+    double h = 0.0;
     for (int64_t a = 0; a < A; ++a) {
-      const double po = b_.probs_old[k * A + a];
       const double logp = lg[a] - lse;
-      if (po > 0.0) s += po * (std::log(po) - logp);
       h -= std::exp(logp) * logp;
     }
     terms_[k] = std::exp(lg[b_.actions[k]] - lse - b_.logp_old[k]) * b_.adv[k] + b_.entropy_coef * h;
-    kl[k] = s;
+    kl[k] = step_kl(&b_.probs_old[k * A], lg, lse, A);
   }
   const double inv_m = 1.0 / active_;
   return SurrogateKl{std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m,

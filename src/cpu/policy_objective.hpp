@@ -57,15 +57,18 @@ class CpuPolicyObjective : public CpuVecOps {
   void get_params(Vec& out) const { out = params_; }
   void set_params(const Vec& p) { params_ = p; }
   SurrogateKl surrogate_kl();           // at the current parameters, forward only
-  // max_k |log pi(a_k|s_k) on the training path - log pi_old(a_k|s_k) from the rollout| at the last
-  // surrogate_grad: the rollout/training parity of DESIGN.md section 3 (0 up to float rounding).
+  // max_k |log pi(a_k|s_k) on the training path - log pi_old(a_k|s_k) from the rollout| at theta_old, over
+  // the steps of the last surrogate_grad (TRPO: the whole batch) or of the first minibatch_grad (PPO:
+  // its first minibatch, before any step): the rollout/training parity of DESIGN.md section 3 (0 up to
+  // float rounding).
   double rollout_mismatch() const { return mismatch_; }
   double active_steps() const { return active_; }  // M
-  void check_rollout();  // measures rollout_mismatch() at the current parameters without a gradient
 
   // The PPO backend of ppo.hpp: minibatches of whole trials, Adam on `adam` (set before ppo_update).
   int64_t trials() const { return b_.N; }
+  double surrogate_old() const;  // mean of A + beta H(pi_old) over the active steps: L at theta_old
   double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);
+  double minibatch_kl() const { return mb_kl_; }
   bool adam_ascent(const Vec& grad, double lr);
   void set_adam(AdamState* adam) { adam_ = adam; }
 
@@ -83,6 +86,8 @@ class CpuPolicyObjective : public CpuVecOps {
   std::vector<float>& d_out_;     // [T, N, A] scratch
   std::vector<double>& terms_;    // [T, N] scratch
   double mismatch_ = 0.0;
+  int64_t minibatches_ = 0;  // minibatch_grad calls so far
+  double mb_kl_ = 0.0;       // mean KL of the last minibatch_grad
   AdamState* adam_ = nullptr;
   std::vector<float> mb_x_, mb_logits_, mb_p_, mb_d_;  // PPO minibatch scratch
 };

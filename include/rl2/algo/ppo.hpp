@@ -3,13 +3,17 @@
 //
 // maximise L(theta) = E[min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta H(pi_theta)], rho = pi_theta / pi_old,
 // by Adam on minibatches of whole trials (the GRU runs over whole trials), for up to `epochs` passes
-// over the batch in a seeded order. After each pass the mean KL(pi_old || pi_theta) over the batch is
-// measured; a pass that takes it above 1.5 * target_kl ends the update early (the KL guard).
+// over the batch in a seeded order. The KL guard: each minibatch's forward pass (which the gradient needs
+// anyway) also gives that minibatch's mean KL(pi_old || pi_theta) just before its Adam step; a pass whose
+// minibatches average above 1.5 * target_kl ends the update. No extra forward pass per epoch: one pass over
+// the whole batch at the end measures the reported surrogate and KL.
 //
 // Backend `Be` provides the vector ops of cg.hpp plus
 //   int64_t trials();                                          // N trials in the batch
+//   double surrogate_old();    // the plain surrogate at theta_old, from the rollout's pi_old (no forward)
 //   double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);
 //        // L on those trials and its gradient w.r.t. the parameters (the ascent direction)
+//   double minibatch_kl();     // mean KL(pi_old || pi_theta) over the last minibatch_grad's active steps
 //   bool adam_ascent(const Vec& grad, double lr);               // one Adam step along +grad; false if non-finite
 //   SurrogateKl surrogate_kl();                                 // plain surrogate and mean KL, whole batch
 #pragma once
@@ -55,28 +59,31 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
   using Vec = typename Be::Vec;
   TrpoStats st;
   st.status = TrpoStatus::kAccepted;
-  const SurrogateKl before = be.surrogate_kl();
-  st.surrogate_before = before.surrogate;
+  st.surrogate_before = be.surrogate_old();
   const int64_t n = be.trials();
   const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg.minibatches, n));
   Vec grad = be.make_vec();
   Vec scaled = be.make_vec();
   Vec old_params = be.make_vec();
   be.get_params(old_params);
-  SurrogateKl now = before;
+  auto non_finite = [&](const char* why) {
+    be.set_params(old_params);  // a non-finite loss never changes the parameters
+    st.status = TrpoStatus::kNonFinite;
+    st.reason = why;
+    return st;
+  };
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
     // Step word 1 << 20 | epoch keeps this order's stream apart from the baseline fit's shuffles.
     const std::vector<int64_t> order =
         shuffled_trials(seed, static_cast<uint64_t>(iteration), (1u << 20) | static_cast<uint32_t>(epoch), n);
+    double kl_sum = 0.0;
     for (int64_t mb = 0; mb < mb_count; ++mb) {
       const int64_t lo = mb * n / mb_count, hi = (mb + 1) * n / mb_count;
       const double obj = be.minibatch_grad(order.data() + lo, hi - lo, cfg.clip, grad);
       const double norm = std::sqrt(be.dot(grad, grad));
-      if (!std::isfinite(obj) || !std::isfinite(norm)) {
-        be.set_params(old_params);  // a non-finite loss never changes the parameters
-        st.status = TrpoStatus::kNonFinite;
-        st.reason = "non-finite PPO objective or gradient";
-        return st;
+      kl_sum += be.minibatch_kl();
+      if (!std::isfinite(obj) || !std::isfinite(norm) || !std::isfinite(kl_sum)) {
+        return non_finite("non-finite PPO objective, gradient or KL");
       }
       if (cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm) {
         be.fill_zero(scaled);
@@ -86,17 +93,12 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
       be.adam_ascent(grad, cfg.lr);
     }
     st.backtracks = epoch + 1;  // reported as epochs run
-    now = be.surrogate_kl();
-    if (!std::isfinite(now.surrogate) || !std::isfinite(now.kl)) {
-      be.set_params(old_params);
-      st.status = TrpoStatus::kNonFinite;
-      st.reason = "non-finite PPO surrogate or KL";
-      return st;
-    }
-    if (now.kl > 1.5 * cfg.target_kl) break;
+    if (kl_sum / static_cast<double>(mb_count) > 1.5 * cfg.target_kl) break;
   }
+  const SurrogateKl now = be.surrogate_kl();
+  if (!std::isfinite(now.surrogate) || !std::isfinite(now.kl)) return non_finite("non-finite PPO surrogate or KL");
   st.kl = now.kl;
-  st.surrogate_gain = now.surrogate - before.surrogate;
+  st.surrogate_gain = now.surrogate - st.surrogate_before;
   return st;
 }
 
