@@ -1,9 +1,12 @@
-// TrainConfig validation and derived sizes; the Learner factory.
+// TrainConfig validation and derived sizes; the Learner factory (CPU, or CUDA for bandit and MDP).
 #include <algorithm>
 #include <cmath>
 
 #include "rl2/core/check.hpp"
 #include "rl2/train/learner.hpp"
+#if defined(RL2_WITH_CUDNN)
+#include "cuda/learner_cuda.hpp"
+#endif
 
 namespace rl2 {
 
@@ -66,9 +69,16 @@ void TrainConfig::validate() const {
 }
 
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
-  RL2_REQUIRE(device == Device::kCpu,
-              "training on the CUDA backend is not built yet (it lands with the CUDA-backend issue); use --device cpu");
-  return make_cpu_learner(cfg);
+  if (device == Device::kCpu) return make_cpu_learner(cfg);
+  // Checked before anything touches CUDA, so the answer is the same on every machine and build.
+  RL2_REQUIRE(cfg.env.kind != EnvKind::kMaze, "the CUDA learner does not support the maze yet; use --device cpu");
+#if defined(RL2_WITH_CUDNN)
+  return make_cuda_learner(cfg);
+#elif defined(RL2_WITH_CUDA)
+  throw InputError("this build's CUDA backend has no cuDNN (not found at build time), so it cannot train; use --device cpu");
+#else
+  throw InputError("this build has no CUDA backend (no nvcc at build time); use --device cpu");
+#endif
 }
 
 }  // namespace rl2
