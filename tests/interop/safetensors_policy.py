@@ -6,14 +6,30 @@ little-endian header length N, N bytes of JSON header, raw little-endian data), 
 the reference `safetensors` package when that is importable, rebuilds the GRU policy from its
 torch.nn.GRU-named tensors and recomputes the action probabilities of a recorded case:
 
-    r  = sigmoid(W_r x + b_ir + R_r h + b_hr)          gate rows of weight_ih_l0 / weight_hh_l0:
-    z  = sigmoid(W_z x + b_iz + R_z h + b_hz)          [r; z; n], each H rows
-    n  = tanh(W_n x + b_in + r * (R_n h + b_hn))
+    r  = sigmoid(W_r u + b_ir + R_r h + b_hr)          gate rows of weight_ih_l0 / weight_hh_l0:
+    z  = sigmoid(W_z u + b_iz + R_z h + b_hz)          [r; z; n], each H rows
+    n  = tanh(W_n u + b_in + r * (R_n h + b_hn))
     h' = (1 - z) * n + z * h,    p = softmax(head.weight h' + head.bias),    h0 = 0
+
+For bandits and MDPs the GRU's input u is the step's x. A maze export also holds policy.encoder.*
+(DESIGN.md section 6; torch Conv2d / Linear names and shapes), and u is the encoder's output:
+
+    x      = [image (C*H*W floats, CHW: channel, row from the top, column), extra (|A| + 2)]
+    extra  = [onehot(prev a), prev r, prev d]
+    conv(v; w, b)[f, i, j] = b[f] + sum_{c, ky, kx} w[f, c, ky, kx] * v[c, S*i + ky, S*j + kx]
+             (torch's conv2d: cross-correlation, stride S = 2, no padding; Ho = (Hi - K) // S + 1)
+    f1     = relu(conv(image; conv1.weight [F, C, K, K], conv1.bias [F]))     [F, H1, W1]
+    f2     = relu(conv(f1; conv2.weight [F, F, K, K], conv2.bias [F]))        [F, H2, W2]
+    u      = [relu(image_fc.weight [U, F*H2*W2] flatten(f2) + image_fc.bias [U]),   flatten: (f, i, j)
+              relu(extra_fc.weight [E, |A| + 2] extra + extra_fc.bias [E])]        u: [U + E]
+
+C, F, K, U, E come from the tensor shapes; H x W = 30 x 40 and S = 2 are the maze's documented
+observation and stride (no tensor holds them) and are checked against image_fc's fan-in and x's size.
 
 Usage: safetensors_policy.py MODEL.safetensors CASE.json
 CASE.json: {"x": T x B x I nested lists, "probs": T x B x A nested lists} (the product's output for x).
 Exits 0 when max |probs - ours| <= 1e-5; otherwise (or for a bad file or case) prints why and exits 1.
+All arithmetic is float64 (the product's is float32), so the tolerance only has to cover float32 rounding.
 """
 
 import json
@@ -25,6 +41,10 @@ import numpy as np
 FORMAT = "rl2-cuda/1"
 TOLERANCE = 1e-5
 MAX_HEADER = 100_000_000
+# The maze encoder's geometry that no tensor shape carries (DESIGN.md section 6): the observation is
+# 40 wide x 30 high, and both convolutions have stride 2 and no padding.
+MAZE_IMAGE_HW = (30, 40)
+CONV_STRIDE = 2
 
 # safetensors dtype -> numpy dtype (little-endian); sub-byte and 8-bit float types have no numpy twin.
 DTYPES = {
@@ -145,8 +165,90 @@ def _get(tensors, name, shape):
     return t.astype(np.float64)
 
 
+def conv2d(v, w, b, stride):
+    """torch.nn.functional.conv2d(v, w, b, stride) without padding or dilation, in float64, one kernel
+    tap at a time: out[n, f, i, j] = b[f] + sum_{c, ky, kx} w[f, c, ky, kx] v[n, c, stride i + ky, stride j + kx].
+
+    v: [N, C, Hi, Wi], w: [F, C, K, K], b: [F]. Returns [N, F, Ho, Wo], Ho = (Hi - K) // stride + 1.
+    """
+    n, _, hi, wi = v.shape
+    filters, _, k, _ = w.shape
+    ho, wo = (hi - k) // stride + 1, (wi - k) // stride + 1
+    out = np.empty((n, filters, ho, wo))
+    out[:] = b[None, :, None, None]
+    for ky in range(k):
+        for kx in range(k):
+            tap = v[:, :, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]  # [N, C, Ho, Wo]
+            out += np.einsum("fc,nchw->nfhw", w[:, :, ky, kx], tap)
+    return out
+
+
+def relu(a):
+    return np.maximum(a, 0.0)
+
+
+def has_encoder(tensors, prefix="policy"):
+    return any(name.startswith(f"{prefix}.encoder.") for name in tensors)
+
+
+def encoder_features(tensors, x, actions, prefix="policy"):
+    """The maze encoder under `prefix.encoder.` (module docstring) for x: [T, B, C*H*W + A + 2].
+
+    conv1.weight: [F, C, K, K], conv1.bias: [F], conv2.weight: [F, F, K, K], conv2.bias: [F],
+    image_fc.weight: [U, F*H2*W2], image_fc.bias: [U], extra_fc.weight: [E, A + 2], extra_fc.bias: [E].
+    Returns the GRU's input u: [T, B, U + E], float64.
+    """
+    pre = f"{prefix}.encoder"
+    c1 = tensors.get(f"{pre}.conv1.weight")
+    if c1 is None or c1.ndim != 4 or c1.shape[2] != c1.shape[3]:
+        raise FormatError(f"missing or malformed tensor {pre}.conv1.weight, expected [F, C, K, K]")
+    filters, channels, k, _ = c1.shape
+    (height, width), s = MAZE_IMAGE_HW, CONV_STRIDE
+    h1, w1 = (height - k) // s + 1, (width - k) // s + 1
+    if height < k or width < k or h1 < k or w1 < k:
+        raise FormatError(f"{pre}.conv1.weight has {k}x{k} kernels, too large for two convolutions of a "
+                          f"{height}x{width} image")
+    h2, w2 = (h1 - k) // s + 1, (w1 - k) // s + 1
+    flat = filters * h2 * w2
+    conv1_w = _get(tensors, f"{pre}.conv1.weight", (filters, channels, k, k))
+    conv1_b = _get(tensors, f"{pre}.conv1.bias", (filters,))
+    conv2_w = _get(tensors, f"{pre}.conv2.weight", (filters, filters, k, k))
+    conv2_b = _get(tensors, f"{pre}.conv2.bias", (filters,))
+    img = tensors.get(f"{pre}.image_fc.weight")
+    if img is None or img.ndim != 2:
+        raise FormatError(f"missing or malformed tensor {pre}.image_fc.weight, expected [U, {flat}]")
+    if img.shape[1] != flat:
+        raise FormatError(f"{pre}.image_fc.weight has shape {list(img.shape)}, expected [U, {flat}] "
+                          f"(F*H2*W2 = {filters}*{h2}*{w2} for a {channels}x{height}x{width} image, "
+                          f"{k}x{k} kernels, stride {s})")
+    units = img.shape[0]
+    image_fc_w = _get(tensors, f"{pre}.image_fc.weight", (units, flat))
+    image_fc_b = _get(tensors, f"{pre}.image_fc.bias", (units,))
+    ext = tensors.get(f"{pre}.extra_fc.weight")
+    extra_in = actions + 2
+    if ext is None or ext.ndim != 2:
+        raise FormatError(f"missing or malformed tensor {pre}.extra_fc.weight, expected [E, {extra_in}]")
+    extra_fc_w = _get(tensors, f"{pre}.extra_fc.weight", (ext.shape[0], extra_in))
+    extra_fc_b = _get(tensors, f"{pre}.extra_fc.bias", (ext.shape[0],))
+
+    x = np.asarray(x, dtype=np.float64)
+    image_size = channels * height * width
+    if x.ndim != 3 or x.shape[2] != image_size + extra_in:
+        raise FormatError(f"x has shape {list(x.shape)}, expected [T, B, {image_size + extra_in}] "
+                          f"({channels}x{height}x{width} image + {extra_in} extra inputs)")
+    steps, batch, _ = x.shape
+    images = x[:, :, :image_size].reshape(steps * batch, channels, height, width)  # CHW per step
+    extra = x[:, :, image_size:].reshape(steps * batch, extra_in)
+    f1 = relu(conv2d(images, conv1_w, conv1_b, s))                 # [N, F, H1, W1]
+    f2 = relu(conv2d(f1, conv2_w, conv2_b, s))                     # [N, F, H2, W2]
+    y_img = relu(f2.reshape(steps * batch, flat) @ image_fc_w.T + image_fc_b)  # [N, U]
+    y_ext = relu(extra @ extra_fc_w.T + extra_fc_b)                            # [N, E]
+    return np.concatenate([y_img, y_ext], axis=1).reshape(steps, batch, -1)
+
+
 def policy_probs(tensors, x, prefix="policy"):
-    """Action probabilities of the GRU policy under `prefix.` for inputs x: [T, B, I], h0 = 0.
+    """Action probabilities of the policy under `prefix.` for inputs x: [T, B, I], h0 = 0; when the file
+    holds `prefix.encoder.*` (the maze), x goes through encoder_features first.
 
     weight_ih_l0: [3H, I], weight_hh_l0: [3H, H], bias_ih_l0 / bias_hh_l0: [3H] (rows r, z, n),
     head.weight: [A, H], head.bias: [A]. Computed in float64. Returns probs: [T, B, A].
@@ -167,6 +269,11 @@ def policy_probs(tensors, x, prefix="policy"):
     head_w = _get(tensors, f"{prefix}.head.weight", (actions, hidden))
     head_b = _get(tensors, f"{prefix}.head.bias", (actions,))
 
+    if has_encoder(tensors, prefix):
+        x = encoder_features(tensors, x, actions, prefix)
+        if x.shape[2] != inputs:
+            raise FormatError(f"{prefix}.encoder gives {x.shape[2]} features, {prefix}.gru.weight_ih_l0 "
+                              f"takes {inputs}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != inputs:
         raise FormatError(f"x has shape {list(x.shape)}, expected [T, B, {inputs}]")
@@ -212,7 +319,8 @@ def main(argv):
     if not err <= TOLERANCE:  # also catches NaN
         print(f"FAIL: max |p_ours - p_numpy| = {err:.3e} > {TOLERANCE:g}")
         return 1
-    print(f"OK: {ref.shape[0]} steps x {ref.shape[1]} trials x {ref.shape[2]} actions, "
+    net = "encoder + GRU" if has_encoder(tensors) else "GRU"
+    print(f"OK ({net}): {ref.shape[0]} steps x {ref.shape[1]} trials x {ref.shape[2]} actions, "
           f"max |p_ours - p_numpy| = {err:.3e}")
     return 0
 
