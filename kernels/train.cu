@@ -147,21 +147,8 @@ __global__ void surrogate_steps_kernel(const SurrogateStepArgs a) {
 
 __global__ void surrogate_kl_kernel(const SurrogateKlArgs a) {
   RL2_GRID_STRIDE(k, a.steps) {
-    const float* lg = a.logits + k * a.A;
-    float mx = lg[0];
-    for (int32_t j = 1; j < a.A; ++j) mx = mx < lg[j] ? lg[j] : mx;
-    double z = 0.0;
-    for (int32_t j = 0; j < a.A; ++j) z += exp(static_cast<double>(lg[j] - mx));
-    const double lse = mx + log(z);
-    double s = 0.0, h = 0.0;
-    for (int32_t j = 0; j < a.A; ++j) {
-      const double po = a.probs_old[k * a.A + j];
-      const double logp = lg[j] - lse;
-      if (po > 0.0) s += po * (log(po) - logp);
-      h -= exp(logp) * logp;
-    }
-    a.terms[k] = exp(lg[a.actions[k]] - lse - a.logp_old[k]) * a.adv[k] + a.beta * h;
-    a.kl[k] = s;
+    a.kl[k] = surrogate_kl_step(a.logits + k * a.A, a.probs_old + k * a.A, a.A, a.actions[k], a.logp_old[k], a.adv[k],
+                                a.beta, &a.terms[k]);
   }
 }
 
@@ -186,12 +173,7 @@ __global__ void ppo_steps_kernel(const PpoStepArgs a) {
     const float lse = softmax(lg, a.A, p);
     const int32_t act = a.actions[src];
     const double log_ratio = static_cast<double>(lg[act] - lse) - a.logp_old[src];
-    double kl = 0.0;  // policy_objective.cpp's step_kl with the float log-sum-exp
-    for (int32_t j = 0; j < a.A; ++j) {
-      const double po = a.probs_old[src * a.A + j];
-      if (po > 0.0) kl += po * (log(po) - (lg[j] - static_cast<double>(lse)));
-    }
-    a.kl[k] = kl;
+    a.kl[k] = kl_from_logits(a.probs_old + src * a.A, lg, lse, a.A);
     a.gap[k] = fabs(log_ratio);
     a.terms[k] = ppo_step_grad(p, a.A, act, log_ratio, a.adv[src], a.clip, a.beta, a.scale, a.d_logits + k * a.A);
   }

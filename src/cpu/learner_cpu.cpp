@@ -97,12 +97,7 @@ class CpuLearner final : public Learner {
 
   using Learner::evaluate;
   EvalResult evaluate(const EnvConfig& env, int64_t instances, uint64_t first_trial, bool keep_actions) override {
-    RL2_REQUIRE(instances >= 1, "--instances must be at least 1 (got " + std::to_string(instances) + ")");
-    env.validate();
-    RL2_REQUIRE(env.kind == cfg_.env.kind && env.obs_size() == cfg_.env.obs_size() &&
-                    env.num_actions() == cfg_.env.num_actions(),
-                "cannot evaluate a policy trained on " + cfg_.env.describe() + " on " + env.describe() +
-                    " (a different input or action set)");
+    check_eval_request(cfg_.env, env, instances);
     constexpr int64_t kChunk = 4096;  // bounds memory; results do not depend on it (ids fix every number)
     EvalResult out;
     out.episodes = env.episodes();

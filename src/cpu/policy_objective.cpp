@@ -13,20 +13,6 @@
 #include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
-namespace {
-
-// KL(pi_old || pi) of one step, pi given by its logits and their log-sum-exp.
-double step_kl(const float* probs_old, const float* logits, double lse, int64_t A) {
-  double s = 0.0;
-  for (int64_t a = 0; a < A; ++a) {
-    const double po = probs_old[a];
-    if (po > 0.0) s += po * (std::log(po) - (logits[a] - lse));
-  }
-  return s;
-}
-
-}  // namespace
-
 double CpuVecOps::dot(const Vec& a, const Vec& b) const {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
@@ -143,7 +129,7 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
     const float lse = softmax(&mb_logits_[k * A], static_cast<int32_t>(A), p);
     const int32_t act = b_.actions[src];
     const double log_ratio = static_cast<double>(mb_logits_[k * A + act] - lse) - b_.logp_old[src];
-    kl[k] = step_kl(&b_.probs_old[src * A], &mb_logits_[k * A], lse, A);
+    kl[k] = kl_from_logits(&b_.probs_old[src * A], &mb_logits_[k * A], lse, static_cast<int32_t>(A));
     gap[k] = std::fabs(log_ratio);
     terms[k] = ppo_step_grad(p, static_cast<int32_t>(A), act, log_ratio, b_.adv[src], clip, b_.entropy_coef, scale,
                              &mb_d_[k * A]);
@@ -173,19 +159,8 @@ SurrogateKl CpuPolicyObjective::surrogate_kl() {
       terms_[k] = kl[k] = 0.0;
       continue;
     }
-    const float* lg = &logits_[k * A];
-    float mx = lg[0];
-    for (int64_t a = 1; a < A; ++a) mx = std::max(mx, lg[a]);
-    double z = 0.0;
-    for (int64_t a = 0; a < A; ++a) z += std::exp(static_cast<double>(lg[a] - mx));
-    const double lse = mx + std::log(z);
-    double h = 0.0;
-    for (int64_t a = 0; a < A; ++a) {
-      const double logp = lg[a] - lse;
-      h -= std::exp(logp) * logp;
-    }
-    terms_[k] = std::exp(lg[b_.actions[k]] - lse - b_.logp_old[k]) * b_.adv[k] + b_.entropy_coef * h;
-    kl[k] = step_kl(&b_.probs_old[k * A], lg, lse, A);
+    kl[k] = surrogate_kl_step(&logits_[k * A], &b_.probs_old[k * A], static_cast<int32_t>(A), b_.actions[k],
+                              b_.logp_old[k], b_.adv[k], b_.entropy_coef, &terms_[k]);
   }
   const double inv_m = 1.0 / active_;
   return SurrogateKl{std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m,

@@ -505,12 +505,7 @@ class CudaLearner final : public Learner {
 
   using Learner::evaluate;
   EvalResult evaluate(const EnvConfig& env, int64_t instances, uint64_t first_trial, bool keep_actions) override {
-    RL2_REQUIRE(instances >= 1, "--instances must be at least 1 (got " + std::to_string(instances) + ")");
-    env.validate();
-    RL2_REQUIRE(env.kind == cfg_.env.kind && env.obs_size() == cfg_.env.obs_size() &&
-                    env.num_actions() == cfg_.env.num_actions(),
-                "cannot evaluate a policy trained on " + cfg_.env.describe() + " on " + env.describe() +
-                    " (a different input or action set)");
+    check_eval_request(cfg_.env, env, instances);
     const int64_t T = env.trial_length();
     const int32_t E = env.episodes();
     // Chunks bound device and host memory; results do not depend on them (ids fix every number).

@@ -68,6 +68,15 @@ void TrainConfig::validate() const {
                   format_bytes(static_cast<double>(avail)) + " is available");
 }
 
+void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t instances) {
+  RL2_REQUIRE(instances >= 1, "--instances must be at least 1 (got " + std::to_string(instances) + ")");
+  env.validate();
+  RL2_REQUIRE(env.kind == trained.kind && env.obs_size() == trained.obs_size() &&
+                  env.num_actions() == trained.num_actions(),
+              "cannot evaluate a policy trained on " + trained.describe() + " on " + env.describe() +
+                  " (a different input or action set)");
+}
+
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
   if (device == Device::kCpu) return make_cpu_learner(cfg);
   // Checked before anything touches CUDA, so the answer is the same on every machine and build.

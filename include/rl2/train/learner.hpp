@@ -97,6 +97,10 @@ class Learner {
   virtual Device device() const = 0;
 };
 
+// Learner::evaluate's argument checks, shared by the backends: at least one instance, a valid `env`, and
+// the same kind, input and action set as the training env `trained` (InputError otherwise).
+void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t instances);
+
 std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
 
