@@ -154,6 +154,13 @@ class Outputs(unittest.TestCase):
         cpu = [r for r in out["results"] if r["device"] == "cpu"]
         self.assertEqual(len(cpu), 1)
         self.assertGreater(cpu[0]["env_steps_per_s"], 0)
+        # Training rows: whole TRPO iterations on the CPU (100 trials x 3 steps), with the phase split.
+        train = [r for r in out["training"]["results"] if r["device"] == "cpu"]
+        self.assertEqual(len(train), 1)
+        self.assertEqual((train[0]["trials"], train[0]["steps_per_iter"]), (100, 300))
+        self.assertGreater(train[0]["train_env_steps_per_s"], 0)
+        phases = train[0]["seconds_rollout"] + train[0]["seconds_policy"] + train[0]["seconds_baseline"]
+        self.assertTrue(0 < phases <= train[0]["seconds"] * 1.001, train[0])
 
     def test_render_writes_pngs(self):
         def png_size(path):
@@ -186,6 +193,7 @@ class Outputs(unittest.TestCase):
         out = json.loads(run("bench", "--env", "maze", "--trials", "16", "--format", "json", check_rc=0).stdout)
         self.assertEqual(out["env"], "maze")
         self.assertGreater([r for r in out["results"] if r["device"] == "cpu"][0]["env_steps_per_s"], 0)
+        self.assertIn("maze", out["training"]["skipped"])
 
     def test_bare_command_trains_then_compares_with_baselines(self):
         with tempfile.TemporaryDirectory() as d:

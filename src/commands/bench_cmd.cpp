@@ -3,7 +3,9 @@
 // sampling (reset, tasks/s) and stepping (env-steps/s) separately; actions are a fixed random pattern
 // already in the backend's memory, so only the environment is timed. With a usable GPU it then times the
 // CUDA rollout (env + GRU-256 policy + GRU-256 baseline, whole trials, graph replayed, parameter upload
-// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md). Training phases join later.
+// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md). Last, end-to-end training
+// (TRPO, GRU-256 policy and baseline) on each backend: env-steps/s over whole iterations and the split
+// of an iteration's time into rollout, policy update and baseline fit.
 #include <omp.h>
 
 #include <chrono>
@@ -14,6 +16,7 @@
 #include "rl2/core/check.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
+#include "rl2/train/learner.hpp"
 #include "rl2/train/run.hpp"
 #if defined(RL2_WITH_CUDA)
 #include "cuda/rollout_cuda.hpp"
@@ -120,6 +123,77 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   return out;
 }
 
+// Training throughput: `iterations` timed TRPO iterations after one warm-up, GRU-256 policy and baseline,
+// on each device at each size (whole trials). The CPU runs one size, the largest that its budget allows
+// (about 4 000 steps/s is assumed until a measurement says otherwise), so a bench always has a CPU row.
+nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const std::vector<Device>& devices,
+                              const std::vector<int64_t>& sizes, int iterations, double cpu_budget_s, std::ostream& human) {
+  nlohmann::json out = {{"what", "TRPO iterations, policy and baseline GRU " + std::to_string(kRolloutHidden)},
+                        {"iterations", iterations},
+                        {"results", nlohmann::json::array()}};
+  human << "training env-steps/s (TRPO, GRU " << kRolloutHidden << " policy and baseline), " << cfg.describe() << "\n";
+  const std::string why = iterations <= 0 ? "--train-iterations 0"
+                          : cfg.kind == EnvKind::kMaze ? "not measured for the maze yet (docs/training.md has its CPU times)"
+                                                       : "";
+  if (!why.empty()) {
+    human << "  skipped: " << why << "\n";
+    out["skipped"] = why;
+    return out;
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-6s %10s %16s %9s %9s %9s\n", "device", "trials", "env-steps/s", "rollout",
+                "policy", "baseline");
+  human << line;
+  const int64_t T = cfg.trial_length();
+  for (Device d : devices) {
+    std::vector<int64_t> ns = sizes;
+    if (d == Device::kCpu) {
+      constexpr double kCpuStepsPerS = 4000.0;
+      const auto fit = static_cast<int64_t>(cpu_budget_s * kCpuStepsPerS / (static_cast<double>(iterations + 1) * T));
+      ns = {std::max<int64_t>(1, std::min(sizes.back(), fit))};
+    }
+    for (int64_t n : ns) {
+      TrainConfig tc;
+      tc.env = cfg;
+      tc.hidden = kRolloutHidden;
+      tc.steps_per_iter = n * T;
+      tc.iterations = iterations + 1;
+      tc.seed = g.seed;
+      try {
+        auto learner = make_learner(d, tc);
+        learner->iterate();  // warm-up: first touch, graph capture, library initialisation
+        double total = 0.0, roll = 0.0, pol = 0.0, base = 0.0;
+        for (int i = 0; i < iterations; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          const IterationStats st = learner->iterate();
+          total += seconds_since(t0);
+          roll += st.seconds_rollout;
+          pol += st.seconds_policy;
+          base += st.seconds_baseline;
+        }
+        const double steps_per_s = static_cast<double>(iterations) * static_cast<double>(n * T) / total;
+        std::snprintf(line, sizeof line, "  %-6s %10lld %16.3e %8.0f%% %8.0f%% %8.0f%%\n", device_name(d).c_str(),
+                      static_cast<long long>(n), steps_per_s, 100 * roll / total, 100 * pol / total, 100 * base / total);
+        human << line << std::flush;
+        out["results"].push_back({{"device", device_name(d)},
+                                  {"trials", n},
+                                  {"steps_per_iter", n * T},
+                                  {"seconds", total},
+                                  {"train_env_steps_per_s", steps_per_s},
+                                  {"seconds_rollout", roll},
+                                  {"seconds_policy", pol},
+                                  {"seconds_baseline", base}});
+      } catch (const InputError& e) {
+        human << "  " << device_name(d) << " " << n << " skipped: " << e.what() << "\n";
+      } catch (const std::exception& e) {  // the CUDA learner is not verified on a GPU yet: report, go on
+        human << "  " << device_name(d) << " " << n << " failed: " << e.what() << "\n";
+        out["results"].push_back({{"device", device_name(d)}, {"trials", n}, {"error", e.what()}});
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_bench(const GlobalFlags& g, const BenchFlags& f) {
@@ -185,6 +259,7 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
     }
   }
   out["rollout"] = bench_rollout(g, cfg, sizes, human);
+  out["training"] = bench_training(g, cfg, devices, sizes, f.train_iterations, f.cpu_budget_s, human);
   if (g.json()) std::cout << out.dump() << "\n";
   return 0;
 }

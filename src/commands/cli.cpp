@@ -88,6 +88,9 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--sweep-max", bn.sweep_max, "largest batch of the sweep")->capture_default_str();
   bench->add_option("--cpu-budget", bn.cpu_budget_s, "skip CPU sizes estimated to take longer than this (seconds)")
       ->capture_default_str();
+  bench->add_option("--train-iterations", bn.train_iterations,
+                    "timed TRPO iterations per device (after one warm-up) for the training rows; 0 skips them")
+      ->capture_default_str();
 
   CLI::App* info = app.add_subcommand("info", "version, build flags, CUDA/cuDNN at build time, devices at run time");
 

@@ -63,6 +63,7 @@ struct BenchFlags {
   int64_t sweep_min = 1024;
   int64_t sweep_max = 1 << 20;
   double cpu_budget_s = 20.0;
+  int32_t train_iterations = 2;  // timed training iterations per device and size (0: none)
 };
 int run_bench(const GlobalFlags& g, const BenchFlags& f);
 
