@@ -562,10 +562,7 @@ class CudaLearner final : public Learner {
   const TrainConfig& config() const override { return cfg_; }
   const TrainState& state() const override { return st_; }
   void set_state(const TrainState& s) override {
-    const auto fits = [](const AdamState& a, size_t n) { return (a.m.empty() || a.m.size() == n) && a.m.size() == a.v.size(); };
-    RL2_REQUIRE(s.policy.size() == st_.policy.size() && s.baseline.size() == st_.baseline.size() &&
-                    fits(s.baseline_adam, st_.baseline.size()) && fits(s.policy_adam, st_.policy.size()),
-                "the checkpoint's network sizes do not match this configuration (--hidden, --env and its sizes)");
+    check_state_fits(st_, s);
     st_ = s;
     device_fresh_ = false;
   }

@@ -77,6 +77,13 @@ void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t 
                   " (a different input or action set)");
 }
 
+void check_state_fits(const TrainState& current, const TrainState& s) {
+  const auto fits = [](const AdamState& a, size_t n) { return (a.m.empty() || a.m.size() == n) && a.m.size() == a.v.size(); };
+  RL2_REQUIRE(s.policy.size() == current.policy.size() && s.baseline.size() == current.baseline.size() &&
+                  fits(s.baseline_adam, current.baseline.size()) && fits(s.policy_adam, current.policy.size()),
+              "the checkpoint's network sizes do not match this configuration (--hidden, --env and its sizes)");
+}
+
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
   if (device == Device::kCpu) return make_cpu_learner(cfg);
   // Checked before anything touches CUDA, so the answer is the same on every machine and build.

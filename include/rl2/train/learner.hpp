@@ -101,6 +101,10 @@ class Learner {
 // the same kind, input and action set as the training env `trained` (InputError otherwise).
 void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t instances);
 
+// Learner::set_state's check, shared by the backends: `s` has the networks (and Adam states, when saved)
+// of the same sizes as `current` (InputError otherwise).
+void check_state_fits(const TrainState& current, const TrainState& s);
+
 std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
 
