@@ -164,14 +164,19 @@ void print_lin_layers(const CudnnGru& gru) {
 }
 #endif
 
+// Why the learner's GPU tests cannot run here ("" when they can): one reason for every fixture.
+std::string learner_skip_reason() {
+#if !defined(RL2_WITH_CUDNN)
+  return "built without the CUDA learner (no CUDA or no cuDNN at build time)";
+#else
+  return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
+#endif
+}
+
 class GpuLearner : public ::testing::Test {
  protected:
   void SetUp() override {
-#if !defined(RL2_WITH_CUDNN)
-    GTEST_SKIP() << "built without the CUDA learner (no CUDA or no cuDNN at build time)";
-#else
-    if (!cuda_probe().usable) GTEST_SKIP() << "no GPU: " << cuda_probe().reason;
-#endif
+    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
   }
 };
 
@@ -180,11 +185,7 @@ class GpuLearner : public ::testing::Test {
 class GpuNetParity : public ::testing::TestWithParam<std::tuple<int32_t, int32_t, int32_t, int64_t, int64_t>> {
  protected:
   void SetUp() override {
-#if !defined(RL2_WITH_CUDNN)
-    GTEST_SKIP() << "built without the CUDA learner (no CUDA or no cuDNN at build time)";
-#else
-    if (!cuda_probe().usable) GTEST_SKIP() << "no GPU: " << cuda_probe().reason;
-#endif
+    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
   }
 };
 
@@ -478,11 +479,7 @@ void expect_env_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t first
 class GpuLearnerIterations : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-#if !defined(RL2_WITH_CUDNN)
-    GTEST_SKIP() << "built without the CUDA learner (no CUDA or no cuDNN at build time)";
-#else
-    if (!cuda_probe().usable) GTEST_SKIP() << "no GPU: " << cuda_probe().reason;
-#endif
+    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
   }
 };
 
