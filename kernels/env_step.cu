@@ -64,6 +64,14 @@ __global__ void env_step_kernel(const EnvKernelArgs<Env> a) {
   }
 }
 
+template <class Env>
+__global__ void env_observe_kernel(const EnvKernelArgs<Env> a) {
+  const int64_t task_size = Env::task_size(a.params);
+  const int64_t obs_size = Env::obs_size(a.params);
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x)
+    Env::observe(a.params, a.tasks + i * task_size, a.states[i], a.obs + i * obs_size);
+}
+
 // threadIdx.x: the column; threadIdx.y: the trial within the block.
 template <class Env>
 __global__ void env_render_kernel(const EnvKernelArgs<Env> a) {
@@ -98,11 +106,24 @@ void launch_env_step(const EnvKernelArgs<Env>& args, cudaStream_t stream) {
   launch_render(args, stream);
 }
 
+template <class Env>
+void launch_env_observe(const EnvKernelArgs<Env>& args, cudaStream_t stream) {
+  if constexpr (ColumnRendered<Env>) {
+    launch_render(args, stream);
+  } else {
+    env_observe_kernel<Env><<<blocks_for(args.trials), kThreads, 0, stream>>>(args);
+    RL2_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
 template void launch_env_reset<Bandit>(const EnvKernelArgs<Bandit>&, cudaStream_t);
 template void launch_env_step<Bandit>(const EnvKernelArgs<Bandit>&, cudaStream_t);
 template void launch_env_reset<TabularMdp>(const EnvKernelArgs<TabularMdp>&, cudaStream_t);
 template void launch_env_step<TabularMdp>(const EnvKernelArgs<TabularMdp>&, cudaStream_t);
 template void launch_env_reset<Maze>(const EnvKernelArgs<Maze>&, cudaStream_t);
 template void launch_env_step<Maze>(const EnvKernelArgs<Maze>&, cudaStream_t);
+template void launch_env_observe<Bandit>(const EnvKernelArgs<Bandit>&, cudaStream_t);
+template void launch_env_observe<TabularMdp>(const EnvKernelArgs<TabularMdp>&, cudaStream_t);
+template void launch_env_observe<Maze>(const EnvKernelArgs<Maze>&, cudaStream_t);
 
 }  // namespace rl2

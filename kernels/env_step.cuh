@@ -29,5 +29,8 @@ template <class Env>
 void launch_env_reset(const EnvKernelArgs<Env>& args, cudaStream_t stream);
 template <class Env>
 void launch_env_step(const EnvKernelArgs<Env>& args, cudaStream_t stream);
+// Writes obs from the current states only (the maze: the render kernel alone; others: observe()).
+template <class Env>
+void launch_env_observe(const EnvKernelArgs<Env>& args, cudaStream_t stream);
 
 }  // namespace rl2

@@ -161,6 +161,10 @@ class Outputs(unittest.TestCase):
         self.assertGreater(train[0]["train_env_steps_per_s"], 0)
         phases = train[0]["seconds_rollout"] + train[0]["seconds_policy"] + train[0]["seconds_baseline"]
         self.assertTrue(0 < phases <= train[0]["seconds"] * 1.001, train[0])
+        # The TRPO update's phases lie inside the policy phase, and each took time.
+        update = [train[0][k] for k in ["seconds_gradient", "seconds_cg", "seconds_line_search"]]
+        self.assertTrue(all(x > 0 for x in update), train[0])
+        self.assertLessEqual(sum(update), train[0]["seconds_policy"] * 1.001, train[0])
 
     def test_render_writes_pngs(self):
         def png_size(path):
@@ -190,10 +194,19 @@ class Outputs(unittest.TestCase):
                 self.assertEqual(f.read(), first)  # same seed, same picture
 
     def test_bench_maze(self):
-        out = json.loads(run("bench", "--env", "maze", "--trials", "16", "--format", "json", check_rc=0).stdout)
+        # A 2 s CPU budget sizes the training row at one trial (2 iterations of 2 x 250 steps).
+        out = json.loads(run("bench", "--env", "maze", "--trials", "16", "--train-iterations", "1", "--cpu-budget", "2",
+                             "--threads", "1", "--format", "json", check_rc=0).stdout)
         self.assertEqual(out["env"], "maze")
-        self.assertGreater([r for r in out["results"] if r["device"] == "cpu"][0]["env_steps_per_s"], 0)
-        self.assertIn("maze", out["training"]["skipped"])
+        cpu = [r for r in out["results"] if r["device"] == "cpu"][0]
+        self.assertGreater(cpu["env_steps_per_s"], 0)
+        self.assertGreater(cpu["render_frames_per_s"], 0)
+        train = [r for r in out["training"]["results"] if r["device"] == "cpu"]
+        self.assertEqual((train[0]["trials"], train[0]["steps_per_iter"]), (1, 500))
+        self.assertGreater(train[0]["train_env_steps_per_s"], 0)
+        # Other environments have no render column.
+        out = json.loads(run("bench", "--trials", "8", "--train-iterations", "0", "--format", "json", check_rc=0).stdout)
+        self.assertNotIn("render_frames_per_s", out["results"][0])
 
     def test_bare_command_trains_then_compares_with_baselines(self):
         with tempfile.TemporaryDirectory() as d:

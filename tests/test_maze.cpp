@@ -350,6 +350,32 @@ TEST(MazeRender, BatchObservationsStayInRangeAndRepeat) {
   }
 }
 
+// EnvBatch::observe() (the bench's render-only pass) rewrites each trial's view from its current pose: the
+// same bits as the step left, and the same as rendering the snapshot's task and state one by one.
+TEST(MazeRender, ObserveRendersTheCurrentPosesAgain) {
+  EnvConfig cfg;
+  cfg.kind = EnvKind::kMaze;
+  cfg.maze = params(5, 20);
+  cfg.validate();
+  auto b = make_cpu_env_batch(cfg, 9);
+  b->reset(11, 0);
+  for (int t = 0; t < 25; ++t) b->step(test::pattern_actions(9, t, 3).data());
+  const EnvSnapshot before = b->snapshot();
+  b->observe();
+  const EnvSnapshot after = b->snapshot();
+  ASSERT_EQ(after.obs, before.obs);
+  ASSERT_EQ(after.states, before.states);
+  const int64_t ts = cfg.task_size(), os = cfg.obs_size();
+  const size_t words = sizeof(Maze::State) / sizeof(int32_t);
+  for (int64_t i = 0; i < 9; ++i) {
+    Maze::State st;
+    std::memcpy(&st, &after.states[static_cast<size_t>(i) * words], sizeof st);
+    std::vector<float> one(static_cast<size_t>(os));
+    Maze::observe(cfg.maze, &after.tasks[static_cast<size_t>(i * ts)], st, one.data());
+    ASSERT_TRUE(std::equal(one.begin(), one.end(), after.obs.begin() + i * os)) << "trial " << i;
+  }
+}
+
 TEST(MazeConfig, ValidationSaysWhatIsWrong) {
   EnvConfig cfg;
   cfg.kind = EnvKind::kMaze;

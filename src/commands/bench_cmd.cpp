@@ -1,11 +1,13 @@
 // `rl2-cuda bench`: environment throughput for one config on every usable backend, side by side in one
 // run (CPU threads and the CUDA kernels), optionally swept over the number of trials. Measures task
 // sampling (reset, tasks/s) and stepping (env-steps/s) separately; actions are a fixed random pattern
-// already in the backend's memory, so only the environment is timed. With a usable GPU it then times the
+// already in the backend's memory, so only the environment is timed. For the maze, also rendering alone
+// (render-frames/s: every trial's 40x30 view drawn again from its pose, as many frames as steps). With a usable GPU it then times the
 // CUDA rollout (env + GRU-256 policy + GRU-256 baseline, whole trials, graph replayed, parameter upload
 // included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md). Last, end-to-end training
 // (TRPO, GRU-256 policy and baseline) on each backend: env-steps/s over whole iterations and the split
-// of an iteration's time into rollout, policy update and baseline fit.
+// of an iteration's time into rollout, the update's gradient, conjugate gradient (with its Fisher-vector
+// products) and line search, the baseline fit, and the rest (advantages).
 #include <omp.h>
 
 #include <chrono>
@@ -33,6 +35,8 @@ struct BenchPoint {
   double reset_s;
   double step_s;
   int64_t steps;
+  double render_s;  // the maze: observe() alone, i.e. every view rendered again (render-only frames)
+  int64_t frames;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -56,10 +60,16 @@ BenchPoint measure(Device device, const EnvConfig& cfg, int64_t trials, uint64_t
     batch->synchronize();
     p.step_s += seconds_since(t0);
     p.steps += trials * cfg.trial_length();
+    if (cfg.kind != EnvKind::kMaze) return;
+    t0 = std::chrono::steady_clock::now();
+    for (int64_t t = 0; t < cfg.trial_length(); ++t) batch->observe();  // the final poses, rendered again
+    batch->synchronize();
+    p.render_s += seconds_since(t0);
+    p.frames += trials * cfg.trial_length();
   };
-  BenchPoint warm{device, trials, 0, 0, 0};
+  BenchPoint warm{device, trials, 0, 0, 0, 0, 0};
   run_trial(warm);  // first touch of memory, kernel load
-  BenchPoint p{device, trials, 0, 0, 0};
+  BenchPoint p{device, trials, 0, 0, 0, 0, 0};
   // Repeat until a quarter second of stepping has been timed (at most 50 trials' worth).
   for (int rep = 0; rep < 50 && (rep == 0 || p.step_s < 0.25); ++rep) run_trial(p);
   return p;
@@ -125,30 +135,30 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
 
 // Training throughput: `iterations` timed TRPO iterations after one warm-up, GRU-256 policy and baseline,
 // on each device at each size (whole trials). The CPU runs one size, the largest that its budget allows
-// (about 4 000 steps/s is assumed until a measurement says otherwise), so a bench always has a CPU row.
+// (about 4 000 steps/s, 500 for the maze, is assumed until a measurement says otherwise), so a bench always has a CPU row.
 nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const std::vector<Device>& devices,
                               const std::vector<int64_t>& sizes, int iterations, double cpu_budget_s, std::ostream& human) {
   nlohmann::json out = {{"what", "TRPO iterations, policy and baseline GRU " + std::to_string(kRolloutHidden)},
                         {"iterations", iterations},
                         {"results", nlohmann::json::array()}};
   human << "training env-steps/s (TRPO, GRU " << kRolloutHidden << " policy and baseline), " << cfg.describe() << "\n";
-  const std::string why = iterations <= 0 ? "--train-iterations 0"
-                          : cfg.kind == EnvKind::kMaze ? "not measured for the maze yet (docs/training.md has its CPU times)"
-                                                       : "";
+  const std::string why = iterations <= 0 ? "--train-iterations 0" : "";
   if (!why.empty()) {
     human << "  skipped: " << why << "\n";
     out["skipped"] = why;
     return out;
   }
   char line[256];
-  std::snprintf(line, sizeof line, "  %-6s %10s %16s %9s %9s %9s\n", "device", "trials", "env-steps/s", "rollout",
-                "policy", "baseline");
+  // Shares of the iteration's wall time; "other" is what no phase covers (advantages, state bookkeeping).
+  std::snprintf(line, sizeof line, "  %-6s %10s %16s %8s %8s %8s %8s %8s %8s\n", "device", "trials", "env-steps/s",
+                "rollout", "gradient", "cg", "line-srch", "baseline", "other");
   human << line;
   const int64_t T = cfg.trial_length();
   for (Device d : devices) {
     std::vector<int64_t> ns = sizes;
     if (d == Device::kCpu) {
-      constexpr double kCpuStepsPerS = 4000.0;
+      // The maze's conv encoder makes a step about 8x dearer (docs/training.md has its CPU times).
+      const double kCpuStepsPerS = cfg.kind == EnvKind::kMaze ? 500.0 : 4000.0;
       const auto fit = static_cast<int64_t>(cpu_budget_s * kCpuStepsPerS / (static_cast<double>(iterations + 1) * T));
       ns = {std::max<int64_t>(1, std::min(sizes.back(), fit))};
     }
@@ -162,7 +172,7 @@ nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const 
       try {
         auto learner = make_learner(d, tc);
         learner->iterate();  // warm-up: first touch, graph capture, library initialisation
-        double total = 0.0, roll = 0.0, pol = 0.0, base = 0.0;
+        double total = 0.0, roll = 0.0, pol = 0.0, base = 0.0, grad = 0.0, cg = 0.0, ls = 0.0;
         for (int i = 0; i < iterations; ++i) {
           const auto t0 = std::chrono::steady_clock::now();
           const IterationStats st = learner->iterate();
@@ -170,10 +180,16 @@ nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const 
           roll += st.seconds_rollout;
           pol += st.seconds_policy;
           base += st.seconds_baseline;
+          grad += st.update.seconds_gradient;
+          cg += st.update.seconds_cg;
+          ls += st.update.seconds_line_search;
         }
         const double steps_per_s = static_cast<double>(iterations) * static_cast<double>(n * T) / total;
-        std::snprintf(line, sizeof line, "  %-6s %10lld %16.3e %8.0f%% %8.0f%% %8.0f%%\n", device_name(d).c_str(),
-                      static_cast<long long>(n), steps_per_s, 100 * roll / total, 100 * pol / total, 100 * base / total);
+        const double other = total - roll - grad - cg - ls - base;
+        auto pct = [&](double x) { return 100.0 * x / total; };
+        std::snprintf(line, sizeof line, "  %-6s %10lld %16.3e %7.1f%% %7.1f%% %7.1f%% %8.1f%% %7.1f%% %7.1f%%\n",
+                      device_name(d).c_str(), static_cast<long long>(n), steps_per_s, pct(roll), pct(grad), pct(cg),
+                      pct(ls), pct(base), pct(other));
         human << line << std::flush;
         out["results"].push_back({{"device", device_name(d)},
                                   {"trials", n},
@@ -182,6 +198,9 @@ nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const 
                                   {"train_env_steps_per_s", steps_per_s},
                                   {"seconds_rollout", roll},
                                   {"seconds_policy", pol},
+                                  {"seconds_gradient", grad},
+                                  {"seconds_cg", cg},
+                                  {"seconds_line_search", ls},
                                   {"seconds_baseline", base}});
       } catch (const InputError& e) {
         human << "  " << device_name(d) << " " << n << " skipped: " << e.what() << "\n";
@@ -224,7 +243,9 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
   human << "env-only throughput, " << cfg.describe() << ", " << cfg.trial_length() << " steps per trial, CPU threads "
         << threads << (cuda_probe().usable ? ", GPU " + cuda_probe().name : std::string(", no GPU")) << "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "  %-6s %10s %14s %16s\n", "device", "trials", "tasks/s", "env-steps/s");
+  const bool maze = cfg.kind == EnvKind::kMaze;
+  std::snprintf(line, sizeof line, "  %-6s %10s %14s %16s%s\n", "device", "trials", "tasks/s", "env-steps/s",
+                maze ? "  render-frames/s" : "");
   human << line;
   for (Device d : devices) {
     double last_cost = 0.0;  // seconds per trial at the previous size (CPU budget estimate)
@@ -243,19 +264,25 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
       }
       const BenchPoint p = measure(d, cfg, n, g.seed);
       const int reps = static_cast<int>(p.steps / (n * cfg.trial_length()));
-      last_cost = (p.reset_s + p.step_s) / reps / static_cast<double>(n) * 52;  // 50 reps + warm-up at most
+      last_cost = (p.reset_s + p.step_s + p.render_s) / reps / static_cast<double>(n) * 52;  // 50 reps + warm-up
       const double tasks_per_s = static_cast<double>(n) * reps / p.reset_s;
       const double steps_per_s = static_cast<double>(p.steps) / p.step_s;
-      std::snprintf(line, sizeof line, "  %-6s %10lld %14.3e %16.3e\n", device_name(d).c_str(), static_cast<long long>(n),
+      std::snprintf(line, sizeof line, "  %-6s %10lld %14.3e %16.3e", device_name(d).c_str(), static_cast<long long>(n),
                     tasks_per_s, steps_per_s);
-      human << line << std::flush;
-      out["results"].push_back({{"device", device_name(d)},
-                                {"trials", n},
-                                {"repeats", reps},
-                                {"reset_seconds", p.reset_s},
-                                {"step_seconds", p.step_s},
-                                {"tasks_per_s", tasks_per_s},
-                                {"env_steps_per_s", steps_per_s}});
+      human << line;
+      nlohmann::json r = {{"device", device_name(d)},   {"trials", n},
+                          {"repeats", reps},             {"reset_seconds", p.reset_s},
+                          {"step_seconds", p.step_s},    {"tasks_per_s", tasks_per_s},
+                          {"env_steps_per_s", steps_per_s}};
+      if (maze) {
+        const double frames_per_s = static_cast<double>(p.frames) / p.render_s;
+        std::snprintf(line, sizeof line, " %17.3e", frames_per_s);
+        human << line;
+        r["render_seconds"] = p.render_s;
+        r["render_frames_per_s"] = frames_per_s;
+      }
+      human << "\n" << std::flush;
+      out["results"].push_back(r);
     }
   }
   out["rollout"] = bench_rollout(g, cfg, sizes, human);

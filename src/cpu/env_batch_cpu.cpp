@@ -61,6 +61,12 @@ class CpuEnvBatch final : public EnvBatch {
     ++steps_;
   }
 
+  void observe() override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < trials_; ++i)
+      Env::observe(p_, &tasks_[i * task_size_], states_[i], obs_.data() + i * obs_size_);
+  }
+
   const float* obs() const override { return obs_.data(); }
   const float* rewards() const override { return rewards_.data(); }
   const uint8_t* dones() const override { return dones_.data(); }

@@ -48,6 +48,8 @@ class CudaEnvBatch final : public EnvBatch {
     ++steps_;
   }
 
+  void observe() override { launch_env_observe<Env>(args(nullptr), stream_); }
+
   const float* obs() const override { return obs_.data(); }
   const float* rewards() const override { return rewards_.data(); }
   const uint8_t* dones() const override { return dones_.data(); }

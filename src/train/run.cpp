@@ -346,6 +346,11 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     m["rollout_logp_mismatch"] = s.rollout_mismatch;
     m["baseline_loss"] = std::isfinite(s.baseline_loss) ? nlohmann::json(s.baseline_loss) : nlohmann::json(nullptr);
     m["seconds"] = {{"rollout", s.seconds_rollout}, {"policy", s.seconds_policy}, {"baseline", s.seconds_baseline}};
+    if (cfg.algo == "trpo") {  // the policy update's phases (trpo.hpp); the rest of "policy" is the advantages
+      m["seconds"]["gradient"] = s.update.seconds_gradient;
+      m["seconds"]["cg"] = s.update.seconds_cg;
+      m["seconds"]["line_search"] = s.update.seconds_line_search;
+    }
     m["wall_time"] = st.elapsed_seconds;
     metrics << m.dump() << "\n" << std::flush;
     const bool last = st.iteration >= cfg.iterations;

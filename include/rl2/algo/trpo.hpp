@@ -11,8 +11,11 @@
 //   void fvp(const Vec& v, Vec& out);                  // F v at theta_old (no damping)
 //   void get_params(Vec&); void set_params(const Vec&);
 //   SurrogateKl surrogate_kl();                        // L and mean KL at the current parameters
+// Every phase ends with a scalar the host reads (a dot product, the surrogate), so on a device backend
+// the wall times of the phases (gradient, conjugate gradient, line search) include their device work.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -45,7 +48,19 @@ struct TrpoStats {
   int cg_iterations = 0;
   double cg_residual = 0.0;
   std::string reason;           // why a step was skipped or rejected
+  // Wall time of the phases (TRPO; 0 for PPO): the surrogate's gradient, conjugate gradient with its
+  // Fisher-vector products (and the step's curvature), the line search with its surrogate/KL passes.
+  double seconds_gradient = 0.0, seconds_cg = 0.0, seconds_line_search = 0.0;
 };
+
+namespace detail {
+// Adds the seconds since `t0` to `acc` and restarts t0.
+inline void lap(std::chrono::steady_clock::time_point& t0, double& acc) {
+  const auto now = std::chrono::steady_clock::now();
+  acc += std::chrono::duration<double>(now - t0).count();
+  t0 = now;
+}
+}  // namespace detail
 
 inline const char* trpo_status_name(TrpoStatus s) {
   return s == TrpoStatus::kAccepted ? "accepted" : s == TrpoStatus::kRejected ? "rejected" : "non-finite";
@@ -55,9 +70,11 @@ template <class Be>
 TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
   using Vec = typename Be::Vec;
   TrpoStats st;
+  auto t0 = std::chrono::steady_clock::now();
   Vec grad = be.make_vec();
   st.surrogate_before = be.surrogate_grad(grad);
   const double gg = be.dot(grad, grad);
+  detail::lap(t0, st.seconds_gradient);
   if (!std::isfinite(st.surrogate_before) || !std::isfinite(gg)) {
     st.status = TrpoStatus::kNonFinite;
     st.reason = "non-finite surrogate or gradient";
@@ -78,6 +95,7 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
   st.cg_residual = cg.residual;
   damped_fvp(dir, tmp);
   const double shs = 0.5 * be.dot(dir, tmp);  // 0.5 x^T F x: the KL model of step x
+  detail::lap(t0, st.seconds_cg);
   if (!cg.finite || !std::isfinite(shs) || shs <= 0.0) {
     st.status = TrpoStatus::kNonFinite;
     st.reason = "non-finite or non-positive curvature in conjugate gradient";
@@ -96,6 +114,7 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
     be.set_params(candidate);
     const SurrogateKl s = be.surrogate_kl();
     if (std::isfinite(s.surrogate) && std::isfinite(s.kl) && s.kl <= cfg.max_kl && s.surrogate > st.surrogate_before) {
+      detail::lap(t0, st.seconds_line_search);
       st.status = TrpoStatus::kAccepted;
       st.surrogate_gain = s.surrogate - st.surrogate_before;
       st.kl = s.kl;
@@ -103,6 +122,7 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
     }
   }
   be.set_params(old_params);
+  detail::lap(t0, st.seconds_line_search);
   st.status = TrpoStatus::kRejected;
   st.reason = "line search found no step that improves the surrogate within the KL limit";
   return st;

@@ -31,6 +31,9 @@ class EnvBatch {
   virtual void reset(uint64_t seed, uint64_t first_trial) = 0;
   // actions: [trials] int32 in this backend's memory. Writes rewards, dones and the next observation.
   virtual void step(const int32_t* actions) = 0;
+  // Writes obs() again from the current states and nothing else (for the maze: renders every view
+  // again). What reset() and step() end with; the bench times it alone (render-only frames/s).
+  virtual void observe() = 0;
   virtual const float* obs() const = 0;        // [trials, obs_size]
   virtual const float* rewards() const = 0;    // [trials]
   virtual const uint8_t* dones() const = 0;    // [trials]
