@@ -7,10 +7,12 @@
 // within 1e-5 of a CDF boundary: such a step may draw the neighbouring action (float rounding of the
 // GPU's probabilities); it is counted, must be rare, and the reference then follows the GPU's action so
 // the environments stay comparable. Sizes 1, 7, 65, 1000 trials; GRU-16 and GRU-256; bandit k=5 n=10
-// and mdp n=3. Also: graph replay = eager launch bit for bit, with new parameters and seeds after capture.
+// and mdp n=3. Also: graph replay = eager launch bit for bit, with new parameters and seeds after capture,
+// and the optional TF32 path close to FP32 (its own, looser tolerances).
 // GPU tests skip with the reason when no GPU is usable (label `gpu`); the validation tests run anywhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -271,6 +273,42 @@ TEST_F(GpuRollout, TooManyTrialsIsAnInputErrorSayingWhatFits) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("trials fit"), std::string::npos) << e.what();
   }
+#endif
+}
+
+// The optional TF32 path (RolloutOptions::allow_tf32, the bench's cuda-tf32 rows) against the FP32 default
+// on the same parameters, seed and trials. TF32 keeps 10 mantissa bits (relative rounding 2^-11 ~ 5e-4 per
+// operand), so the two agree to about 1e-3 in probability, not to float rounding: the first step's
+// probabilities (identical inputs) within 5e-3, log-probabilities within 2e-2 at every step of a trial
+// whose actions have all agreed so far, and most trials (>= 75%; a TF32 draw flips only when u falls
+// within ~1e-3 of a CDF boundary, about 1% of steps here) agreeing to the end. cuBLAS may still pick FP32
+// kernels for some shapes in TF32 mode, so identical results pass too (the printed numbers tell).
+TEST_F(GpuRollout, Tf32StaysCloseToFp32) {
+#if defined(RL2_WITH_CUDA)
+  const EnvConfig cfg = bandit_config();
+  const Nets n = make_nets(cfg, 256, 9);
+  const int64_t N = 1000;
+  CudaRollout fp32(cfg, n.pol, n.base, N), tf32(cfg, n.pol, n.base, N, RolloutOptions{true, true});
+  fp32.run(n.pol_params.data(), n.base_params.data(), 4, 0);
+  tf32.run(n.pol_params.data(), n.base_params.data(), 4, 0);
+  const RolloutHost a = fp32.copy_to_host(), b = tf32.copy_to_host();
+  const int64_t T = a.steps, A = a.actions_count;
+  double first_probs = 0.0, logp = 0.0;
+  for (int64_t k = 0; k < N * A; ++k) first_probs = std::max(first_probs, std::fabs(double{a.probs[k]} - b.probs[k]));
+  int64_t agreeing = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    bool same = true;
+    for (int64_t t = 0; t < T && same; ++t) {
+      logp = std::max(logp, std::fabs(double{a.logp[t * N + i]} - b.logp[t * N + i]));
+      same = a.actions[t * N + i] == b.actions[t * N + i];
+    }
+    agreeing += same;
+  }
+  std::cout << "  TF32 vs FP32: first-step probabilities " << first_probs << ", log-probabilities " << logp << ", "
+            << agreeing << "/" << N << " trials draw the same actions throughout\n";
+  EXPECT_LE(first_probs, 5e-3);
+  EXPECT_LE(logp, 2e-2);
+  EXPECT_GE(agreeing, N * 3 / 4);
 #endif
 }
 

@@ -4,7 +4,8 @@
 // already in the backend's memory, so only the environment is timed. For the maze, also rendering alone
 // (render-frames/s: every trial's 40x30 view drawn again from its pose, as many frames as steps). With a usable GPU it then times the
 // CUDA rollout (env + GRU-256 policy + GRU-256 baseline, whole trials, graph replayed, parameter upload
-// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md). Last, end-to-end training
+// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md), in FP32 and with the
+// optional TF32 GEMMs (RolloutOptions::allow_tf32; training stays FP32). Last, end-to-end training
 // (TRPO, GRU-256 policy and baseline) on each backend: env-steps/s over whole iterations and the split
 // of an iteration's time into rollout, the update's gradient, conjugate gradient (with its Fisher-vector
 // products) and line search, the baseline fit, and the rest (advantages).
@@ -103,7 +104,7 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   gru_init(pol, g.seed, 0, 0.01f, pp.data());
   gru_init(base, g.seed, 1, 1.0f, bp.data());
   char line[256];
-  std::snprintf(line, sizeof line, "  %-6s %10s %16s\n", "device", "trials", "rollout-steps/s");
+  std::snprintf(line, sizeof line, "  %-9s %10s %16s\n", "device", "trials", "rollout-steps/s");
   human << line;
   for (int64_t n : sizes) {
     try {
@@ -112,22 +113,29 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
       human << "  cuda " << n << " skipped: " << e.what() << "\n";
       continue;
     }
-    CudaRollout ro(cfg, pol, base, n);
-    ro.run(pp.data(), bp.data(), g.seed, 0);
-    ro.synchronize();
-    double secs = 0.0;
-    int reps = 0;
-    for (; reps < 50 && (reps == 0 || secs < 0.25); ++reps) {
-      const auto t0 = std::chrono::steady_clock::now();
-      ro.run(pp.data(), bp.data(), g.seed, static_cast<uint64_t>(reps + 1) * static_cast<uint64_t>(n));
+    for (const bool tf32 : {false, true}) {  // FP32 (what training uses), then the optional TF32 GEMMs
+      CudaRollout ro(cfg, pol, base, n, RolloutOptions{true, tf32});
+      ro.run(pp.data(), bp.data(), g.seed, 0);
       ro.synchronize();
-      secs += seconds_since(t0);
+      double secs = 0.0;
+      int reps = 0;
+      for (; reps < 50 && (reps == 0 || secs < 0.25); ++reps) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ro.run(pp.data(), bp.data(), g.seed, static_cast<uint64_t>(reps + 1) * static_cast<uint64_t>(n));
+        ro.synchronize();
+        secs += seconds_since(t0);
+      }
+      const double steps_per_s = static_cast<double>(reps) * static_cast<double>(n * cfg.trial_length()) / secs;
+      const char* name = tf32 ? "cuda-tf32" : "cuda";
+      std::snprintf(line, sizeof line, "  %-9s %10lld %16.3e\n", name, static_cast<long long>(n), steps_per_s);
+      human << line << std::flush;
+      out["results"].push_back({{"device", "cuda"},
+                                {"math", tf32 ? "tf32" : "fp32"},
+                                {"trials", n},
+                                {"repeats", reps},
+                                {"seconds", secs},
+                                {"rollout_steps_per_s", steps_per_s}});
     }
-    const double steps_per_s = static_cast<double>(reps) * static_cast<double>(n * cfg.trial_length()) / secs;
-    std::snprintf(line, sizeof line, "  %-6s %10lld %16.3e\n", "cuda", static_cast<long long>(n), steps_per_s);
-    human << line << std::flush;
-    out["results"].push_back(
-        {{"device", "cuda"}, {"trials", n}, {"repeats", reps}, {"seconds", secs}, {"rollout_steps_per_s", steps_per_s}});
   }
 #endif
   return out;
