@@ -3,6 +3,10 @@
 //   rollout_env_reset_kernel / rollout_env_step_kernel: one thread per trial, grid-stride. The body is the
 //     environment's RL2_HD sample_task/reset/step/observe (include/rl2/env/*.hpp, the code the CPU batch
 //     loops over) followed by rl2::encode_input (policy.hpp), so the logged inputs match the CPU bit for bit.
+//     The step kernel also keeps the CPU's finished-trial bookkeeping (episodes done per trial, the mask).
+//   rollout_env_render_kernel (the maze): blocks of 8 trials x 40 threads, one thread per column, calling the
+//     Maze::render_column that the CPU's observe() loops over, writing straight into x_{t+1}'s image part
+//     (the first obs_size floats of the row, [3, 30, 40] as encode_input would copy them).
 //   gru_gates_kernel: one thread per (network, trial, hidden unit); consecutive threads take consecutive
 //     units of one trial, so every gate load and the h/h' accesses are coalesced. Equations of gru.hpp
 //     (cuDNN / torch.nn.GRU form, gates r, z, n; the reset gate multiplies R_n h + b_Rn).
@@ -14,6 +18,7 @@
 #include "rollout.cuh"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/bandit.hpp"
+#include "rl2/env/maze.hpp"
 #include "rl2/env/tabular_mdp.hpp"
 #include "rl2/policy/softmax.hpp"
 #include "cuda/cuda_check.hpp"
@@ -23,6 +28,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kHeadWarps = 4;  // trials per block of the head kernel
+constexpr int kRenderTrials = 8;  // trials per block of the render kernel (as kernels/env_step.cu)
 constexpr int64_t kMaxBlocks = 65535 * 32;
 
 int blocks_for(int64_t n, int per_block) {
@@ -42,9 +48,15 @@ __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
     typename Env::State st;
     Env::reset(a.params, task, st);
     a.states[i] = st;
-    float* obs = a.obs + i * obs_size;
-    Env::observe(a.params, task, st, obs);
-    encode_input(a.layout, obs, -1, 0.0f, 0.0f, a.x_next + i * I);  // no previous action at trial start
+    a.episodes_done[i] = 0;
+    if constexpr (RolloutRendered<Env>) {
+      // The view comes from rollout_env_render_kernel; here only [onehot(none), 0, 0] after the image.
+      encode_input(InputLayout{0, a.layout.actions}, nullptr, -1, 0.0f, 0.0f, a.x_next + i * I + obs_size);
+    } else {
+      float* obs = a.obs + i * obs_size;
+      Env::observe(a.params, task, st, obs);
+      encode_input(a.layout, obs, -1, 0.0f, 0.0f, a.x_next + i * I);  // no previous action at trial start
+    }
   }
 }
 
@@ -62,12 +74,33 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
     a.states[i] = st;
     a.rewards[i] = out.reward;
     a.dones[i] = out.done;
+    // learner_cpu.cpp's play: the step is active when the trial had not finished before it.
+    const int32_t done_before = a.episodes_done[i];
+    const bool live = done_before < a.episodes;
+    a.mask[i] = live ? 1.0f : 0.0f;
+    if (live && out.done) a.episodes_done[i] = done_before + 1;
     if (a.x_next) {
-      float* obs = a.obs + i * obs_size;
-      Env::observe(a.params, task, st, obs);
-      encode_input(a.layout, obs, act, out.reward, static_cast<float>(out.done), a.x_next + i * I);
+      if constexpr (RolloutRendered<Env>) {
+        encode_input(InputLayout{0, a.layout.actions}, nullptr, act, out.reward, static_cast<float>(out.done),
+                     a.x_next + i * I + obs_size);
+      } else {
+        float* obs = a.obs + i * obs_size;
+        Env::observe(a.params, task, st, obs);
+        encode_input(a.layout, obs, act, out.reward, static_cast<float>(out.done), a.x_next + i * I);
+      }
     }
   }
+}
+
+// threadIdx.x: the column; threadIdx.y: the trial within the block. Reads the states the reset or step
+// kernel just wrote (same stream, launched after it).
+template <class Env>
+__global__ void rollout_env_render_kernel(const RolloutEnvArgs<Env> a) {
+  const int64_t task_size = Env::task_size(a.params);
+  const int64_t I = a.layout.size();
+  for (int64_t i = blockIdx.x * int64_t{blockDim.y} + threadIdx.y; i < a.trials; i += int64_t{gridDim.x} * blockDim.y)
+    Env::render_column(a.params, a.tasks + i * task_size, a.states[i], static_cast<int32_t>(threadIdx.x),
+                       a.x_next + i * I);
 }
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
@@ -141,16 +174,33 @@ __global__ void rollout_heads_kernel(const HeadArgs a) {
 
 }  // namespace
 
+namespace {
+
+// The view of every trial into x_next's image part (rendered environments only; nothing after the last step).
+template <class Env>
+void launch_rollout_render(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
+  if constexpr (RolloutRendered<Env>) {
+    if (!args.x_next) return;
+    rollout_env_render_kernel<Env>
+        <<<blocks_for(args.trials, kRenderTrials), dim3(Env::kWidth, kRenderTrials), 0, stream>>>(args);
+    RL2_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace
+
 template <class Env>
 void launch_rollout_env_reset(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
   rollout_env_reset_kernel<Env><<<blocks_for(args.trials, kThreads), kThreads, 0, stream>>>(args);
   RL2_CUDA_CHECK(cudaGetLastError());
+  launch_rollout_render(args, stream);
 }
 
 template <class Env>
 void launch_rollout_env_step(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
   rollout_env_step_kernel<Env><<<blocks_for(args.trials, kThreads), kThreads, 0, stream>>>(args);
   RL2_CUDA_CHECK(cudaGetLastError());
+  launch_rollout_render(args, stream);
 }
 
 void launch_gru_gates(const GruGateArgs& args, cudaStream_t stream) {
@@ -169,5 +219,7 @@ template void launch_rollout_env_reset<Bandit>(const RolloutEnvArgs<Bandit>&, cu
 template void launch_rollout_env_step<Bandit>(const RolloutEnvArgs<Bandit>&, cudaStream_t);
 template void launch_rollout_env_reset<TabularMdp>(const RolloutEnvArgs<TabularMdp>&, cudaStream_t);
 template void launch_rollout_env_step<TabularMdp>(const RolloutEnvArgs<TabularMdp>&, cudaStream_t);
+template void launch_rollout_env_reset<Maze>(const RolloutEnvArgs<Maze>&, cudaStream_t);
+template void launch_rollout_env_step<Maze>(const RolloutEnvArgs<Maze>&, cudaStream_t);
 
 }  // namespace rl2

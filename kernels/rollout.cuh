@@ -5,7 +5,9 @@
 //   GRU gates -> h'             one thread per (network, trial, hidden unit)
 //   heads, softmax, action draw one warp per trial              (policy head + baseline head)
 //   env step + encode x_{t+1}   one thread per trial            (templated on the environment)
-// Buffers are time-major: x [T, N, I], actions/logp/rewards/dones/values [T, N], probs [T, N, A].
+//   maze view -> x_{t+1}        one thread per column, 8 trials per block (render_column, written
+//                               straight into the image part of x: frames never leave the device)
+// Buffers are time-major: x [T, N, I], actions/logp/rewards/dones/values/mask [T, N], probs [T, N, A].
 // seed and first_trial are read from device memory (RolloutRun), not passed by value, so a captured
 // graph replays for a new seed and a new block of trial ids without being captured again.
 #pragma once
@@ -18,6 +20,16 @@
 #include "rl2/policy/policy.hpp"
 
 namespace rl2 {
+
+// Environments whose observation is rendered one column per thread (the maze): the rollout's env kernels
+// write only the extra inputs (onehot(a), r, d) and a render kernel draws the view into x's image part,
+// instead of observe() + encode_input.
+template <class Env>
+concept RolloutRendered = requires(const typename Env::Params& p, const float* task, const typename Env::State& s,
+                                   float* obs) {
+  Env::kWidth;
+  Env::render_column(p, task, s, 0, obs);
+};
 
 // What changes from one run to the next, in device memory.
 struct RolloutRun {
@@ -34,11 +46,14 @@ struct RolloutEnvArgs {
   const RolloutRun* run;
   float* tasks;                 // [N, task_size]
   typename Env::State* states;  // [N]
-  float* obs;                   // [N, obs_size] scratch: the observation before encoding
+  float* obs;                   // [N, obs_size] scratch: the observation before encoding (unused when rendered)
   const int32_t* actions;       // [N] the actions of step t (step kernel only)
   float* rewards;               // [N] rewards of step t (step kernel only)
   uint8_t* dones;               // [N] dones of step t (step kernel only)
   float* x_next;                // [N, I] input of step t + 1 (reset: of step 0); nullptr after the last step
+  int32_t episodes;             // E, episodes per trial
+  int32_t* episodes_done;       // [N] episodes finished so far (reset zeroes it; learner_cpu.cpp's play)
+  float* mask;                  // [N] of step t: 1 if the trial had not finished before step t, else 0 (step only)
 };
 
 // The fused GRU gate math of both networks after the GEMMs (gru.hpp's equations, biases added here):

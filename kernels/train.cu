@@ -28,7 +28,10 @@ int blocks_for(int64_t n) {
 // ---- reductions ---------------------------------------------------------------------------------------
 __device__ __forceinline__ bool is_max_op(ReduceOp op) { return op == ReduceOp::kMaxF64 || op == ReduceOp::kMaxAbsDiffF32; }
 
+__device__ __forceinline__ bool inactive(const float* mask, int64_t k) { return mask != nullptr && mask[k] == 0.0f; }
+
 __device__ __forceinline__ double reduce_load(const ReduceArgs& a, int64_t i) {
+  if (a.mask != nullptr && a.mask[i / a.mask_width] == 0.0f) return is_max_op(a.op) ? -INFINITY : 0.0;  // identity
   switch (a.op) {
     case ReduceOp::kSumF64:
     case ReduceOp::kMaxF64:
@@ -136,6 +139,11 @@ __global__ void surrogate_steps_kernel(const SurrogateStepArgs a) {
     const float* lg = a.logits + k * a.A;
     float* p = a.probs + k * a.A;
     const float lse = softmax(lg, a.A, p);
+    if (inactive(a.mask, k)) {
+      a.gap[k] = a.terms[k] = 0.0;
+      for (int32_t j = 0; j < a.A; ++j) a.d_logits[k * a.A + j] = 0.0f;
+      continue;
+    }
     const int32_t act = a.actions[k];
     const double log_ratio = static_cast<double>(lg[act] - lse) - a.logp_old[k];
     a.gap[k] = fabs(log_ratio);
@@ -147,6 +155,10 @@ __global__ void surrogate_steps_kernel(const SurrogateStepArgs a) {
 
 __global__ void surrogate_kl_kernel(const SurrogateKlArgs a) {
   RL2_GRID_STRIDE(k, a.steps) {
+    if (inactive(a.mask, k)) {
+      a.terms[k] = a.kl[k] = 0.0;
+      continue;
+    }
     a.kl[k] = surrogate_kl_step(a.logits + k * a.A, a.probs_old + k * a.A, a.A, a.actions[k], a.logp_old[k], a.adv[k],
                                 a.beta, &a.terms[k]);
   }
@@ -155,6 +167,10 @@ __global__ void surrogate_kl_kernel(const SurrogateKlArgs a) {
 __global__ void kl_grad_kernel(const KlGradArgs a) {
   RL2_GRID_STRIDE(k, a.steps) {
     float* d = a.d_logits + k * a.A;
+    if (inactive(a.mask, k)) {
+      for (int32_t j = 0; j < a.A; ++j) d[j] = 0.0f;
+      continue;
+    }
     softmax(a.logits + k * a.A, a.A, d);  // p, then (p - p_ref) scale in place
     for (int32_t j = 0; j < a.A; ++j)
       d[j] = static_cast<float>((static_cast<double>(d[j]) - a.p_ref[k * a.A + j]) * a.scale);
@@ -162,12 +178,19 @@ __global__ void kl_grad_kernel(const KlGradArgs a) {
 }
 
 __global__ void surrogate_old_kernel(const SurrogateOldArgs a) {
-  RL2_GRID_STRIDE(k, a.steps) a.terms[k] = a.adv[k] + a.beta * entropy(a.probs_old + k * a.A, a.A);
+  RL2_GRID_STRIDE(k, a.steps) {
+    a.terms[k] = inactive(a.mask, k) ? 0.0 : a.adv[k] + a.beta * entropy(a.probs_old + k * a.A, a.A);
+  }
 }
 
 __global__ void ppo_steps_kernel(const PpoStepArgs a) {
   RL2_GRID_STRIDE(k, a.T * a.n) {
     const int64_t src = (k / a.n) * a.N + a.ids[k % a.n];
+    if (inactive(a.mask, src)) {
+      a.terms[k] = a.kl[k] = a.gap[k] = 0.0;
+      for (int32_t j = 0; j < a.A; ++j) a.d_logits[k * a.A + j] = 0.0f;
+      continue;
+    }
     const float* lg = a.logits + k * a.A;
     float* p = a.probs + k * a.A;
     const float lse = softmax(lg, a.A, p);
@@ -181,7 +204,7 @@ __global__ void ppo_steps_kernel(const PpoStepArgs a) {
 
 // ---- advantages ---------------------------------------------------------------------------------------
 __global__ void values_kernel(const ValuesArgs a) {
-  RL2_GRID_STRIDE(k, a.n) a.values[k] = static_cast<float>(a.raw[k] * a.stddev + a.mean);
+  RL2_GRID_STRIDE(k, a.n) a.values[k] = inactive(a.mask, k) ? 0.0f : static_cast<float>(a.raw[k] * a.stddev + a.mean);
 }
 
 __global__ void gae_kernel(const GaeArgs a) {
@@ -194,11 +217,11 @@ __global__ void residual_kernel(const ResidualArgs a) {
 }
 
 __global__ void standardise_kernel(const StandardiseArgs a) {
-  RL2_GRID_STRIDE(k, a.n) a.adv[k] = static_cast<float>((a.adv[k] - a.mean) / (a.sd + 1e-8));
+  RL2_GRID_STRIDE(k, a.n) a.adv[k] = inactive(a.mask, k) ? 0.0f : static_cast<float>((a.adv[k] - a.mean) / (a.sd + 1e-8));
 }
 
 __global__ void entropy_kernel(const EntropyArgs a) {
-  RL2_GRID_STRIDE(k, a.steps) a.out[k] = entropy(a.probs + k * a.A, a.A);
+  RL2_GRID_STRIDE(k, a.steps) a.out[k] = inactive(a.mask, k) ? 0.0 : entropy(a.probs + k * a.A, a.A);
 }
 
 __global__ void totals_kernel(const TotalsArgs a) {
@@ -213,7 +236,7 @@ __global__ void baseline_loss_kernel(const BaselineLossArgs a) {
   RL2_GRID_STRIDE(k, a.T * a.n) {
     const int64_t src = (k / a.n) * a.N + a.ids[k % a.n];
     const float target = static_cast<float>((a.returns[src] - a.mean) / a.stddev);
-    const double e = static_cast<double>(a.pred[k]) - target;
+    const double e = inactive(a.mask, src) ? 0.0 : static_cast<double>(a.pred[k]) - target;
     a.sq[k] = e * e;
     a.d_out[k] = static_cast<float>(a.scale * e);
   }

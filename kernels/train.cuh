@@ -9,6 +9,9 @@
 //   GAE, trial totals     one thread per trial, a loop over t (gae_trial<double> of gae.hpp)
 //   column sums           one block per column (the head bias gradient), double accumulation
 // Layouts are time-major: x [T, N, I], per-step scalars [T, N], logits/probabilities [T, N, A].
+// Finished steps (the maze): every per-step kernel takes the batch's mask [T, N] (1 active, 0 the trial
+// had finished before the step; nullptr: every step active, the bandit and MDP case, which then runs the
+// exact arithmetic it ran before masks existed) and writes 0 for an inactive step, as the CPU objective.
 // Built with -fmad=false and IEEE division like every rl2_cuda kernel, so double arithmetic written the
 // same way as the CPU's rounds the same way (GAE, Adam, axpy are bit-identical on identical inputs).
 #pragma once
@@ -42,6 +45,9 @@ struct ReduceArgs {
   double mean;
   double* partials;  // [kReduceBlocks] scratch
   double* out;       // [1] the result (0 for an empty sum, -inf for an empty max)
+  // Element i takes part only when mask[i / mask_width] != 0 (nullptr: every element). Not for kNonFiniteF32.
+  const float* mask = nullptr;
+  int64_t mask_width = 1;
 };
 void launch_reduce(const ReduceArgs& a, cudaStream_t stream);
 
@@ -112,9 +118,10 @@ struct ColumnSumsArgs {  // out[c] = float(sum_r double(in[r, c])), in [rows, co
 };
 void launch_column_sums(const ColumnSumsArgs& a, cudaStream_t stream);
 
-// ---- per-step policy terms (all steps active: bandit and MDP trials never finish early) ----------------
+// ---- per-step policy terms (mask: see the top; inactive steps give 0 terms and 0 gradients) -------------
 // TRPO surrogate at theta_old: probs = softmax(logits); gap = |log rho|; terms = rho A + beta H;
 // d_logits = policy_logits_grad(p, act, rho A, beta, inv_m)  (CpuPolicyObjective::surrogate_grad).
+// Inactive steps: probs as active ones (the Fisher product's p_old), d_logits, terms, gap = 0.
 struct SurrogateStepArgs {
   int64_t steps;  // T * N
   int32_t A;
@@ -127,6 +134,7 @@ struct SurrogateStepArgs {
   float* d_logits;  // [steps, A] out
   double* terms;    // [steps] out
   double* gap;      // [steps] out
+  const float* mask = nullptr;  // [steps]
 };
 void launch_surrogate_steps(const SurrogateStepArgs& a, cudaStream_t stream);
 
@@ -142,6 +150,7 @@ struct SurrogateKlArgs {
   double beta;
   double* terms;  // [steps] out
   double* kl;     // [steps] out
+  const float* mask = nullptr;  // [steps]
 };
 void launch_surrogate_kl(const SurrogateKlArgs& a, cudaStream_t stream);
 
@@ -153,6 +162,7 @@ struct KlGradArgs {
   const float* p_ref;  // [steps, A]
   double scale;
   float* d_logits;  // [steps, A] out
+  const float* mask = nullptr;  // [steps]
 };
 void launch_kl_grad(const KlGradArgs& a, cudaStream_t stream);
 
@@ -164,6 +174,7 @@ struct SurrogateOldArgs {
   const float* adv;
   double beta;
   double* terms;  // [steps] out
+  const float* mask = nullptr;  // [steps]
 };
 void launch_surrogate_old(const SurrogateOldArgs& a, cudaStream_t stream);
 
@@ -185,15 +196,17 @@ struct PpoStepArgs {
   double* terms;    // [T, n] out
   double* kl;       // [T, n] out
   double* gap;      // [T, n] out
+  const float* mask = nullptr;  // [T, N] the batch's (read at src)
 };
 void launch_ppo_steps(const PpoStepArgs& a, cudaStream_t stream);
 
 // ---- advantages (learner_cpu.cpp's compute_advantages) ------------------------------------------------
-struct ValuesArgs {  // values = float(raw * stddev + mean)
+struct ValuesArgs {  // values = float(raw * stddev + mean); 0 at inactive steps
   int64_t n;
   const float* raw;
   double mean, stddev;
   float* values;
+  const float* mask = nullptr;  // [n]
 };
 void launch_values(const ValuesArgs& a, cudaStream_t stream);
 
@@ -215,18 +228,20 @@ struct ResidualArgs {  // out = double(returns) - values
 };
 void launch_residual(const ResidualArgs& a, cudaStream_t stream);
 
-struct StandardiseArgs {  // adv = float((adv - mean) / (sd + 1e-8))
+struct StandardiseArgs {  // adv = float((adv - mean) / (sd + 1e-8)); 0 at inactive steps
   int64_t n;
   double mean, sd;
   float* adv;
+  const float* mask = nullptr;  // [n]
 };
 void launch_standardise(const StandardiseArgs& a, cudaStream_t stream);
 
-struct EntropyArgs {  // out[k] = entropy(probs[k])
+struct EntropyArgs {  // out[k] = entropy(probs[k]); 0 at inactive steps
   int64_t steps;
   int32_t A;
   const float* probs;
   double* out;
+  const float* mask = nullptr;  // [steps]
 };
 void launch_entropy(const EntropyArgs& a, cudaStream_t stream);
 
@@ -238,7 +253,8 @@ struct TotalsArgs {  // totals[i] = sum_t double(rewards[t, i]), t in order
 void launch_totals(const TotalsArgs& a, cudaStream_t stream);
 
 // ---- the baseline's regression on a minibatch [T, n] (learner_cpu.cpp's fit_baseline) ------------------
-// target = float((returns[src] - mean) / stddev); e = double(pred) - target; sq = e^2; d_out = float(scale e).
+// target = float((returns[src] - mean) / stddev); e = double(pred) - target (0 at inactive steps); sq = e^2;
+// d_out = float(scale e).
 struct BaselineLossArgs {
   int64_t T, n, N;
   const int64_t* ids;    // [n] device
@@ -247,6 +263,7 @@ struct BaselineLossArgs {
   double mean, stddev, scale;
   double* sq;     // [T, n] out
   float* d_out;   // [T, n] out
+  const float* mask = nullptr;  // [T, N] the batch's (read at src)
 };
 void launch_baseline_loss(const BaselineLossArgs& a, cudaStream_t stream);
 

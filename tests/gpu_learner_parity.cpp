@@ -17,7 +17,7 @@
 //     (at most one near-boundary draw may differ, counted and printed); mean returns equal when actions agree;
 //     parameter steps relative L2 <= 1e-2 (TRPO) / 2e-2 (iteration 2, slightly different start).
 //   8 the memory check rejects an absurd --steps-per-iter with the documented one-line message.
-// Every GPU test skips with the reason when no GPU is usable (label `gpu`). The maze rejection runs anywhere.
+// Every GPU test skips with the reason when no GPU is usable (label `gpu`). The maze: tests/gpu_maze_parity.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -658,18 +658,6 @@ TEST_F(GpuLearner, OutOfMemoryIsAnExceptionAndTheLearnerSurvives) {
   EXPECT_EQ(second.iteration, first.iteration + 1);
   EXPECT_TRUE(std::isfinite(second.mean_return));
 #endif
-}
-
-// ---- no GPU needed: the maze is refused before anything touches CUDA ------------------------------------------
-TEST(GpuLearnerValidation, MazeIsRejectedWithTheMessage) {
-  TrainConfig cfg;
-  cfg.env.kind = EnvKind::kMaze;
-  try {
-    make_learner(Device::kCuda, cfg);
-    FAIL() << "the CUDA learner must refuse the maze";
-  } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "the CUDA learner does not support the maze yet; use --device cpu");
-  }
 }
 
 }  // namespace

@@ -313,7 +313,8 @@ TEST_F(GpuRollout, Tf32StaysCloseToFp32) {
 }
 
 // ---- validation: no CUDA call, runs on every machine -----------------------------------------------
-TEST(GpuRolloutValidation, RejectsTheMazeAndMismatchedNetworks) {
+// The GruShape forms describe networks without an encoder: they refuse the maze (its NetShape form has one).
+TEST(GpuRolloutValidation, EncoderlessMazeAndMismatchedNetworksAreRejected) {
 #if defined(RL2_WITH_CUDA)
   EnvConfig maze;
   maze.kind = EnvKind::kMaze;

@@ -253,7 +253,8 @@ void CudnnGru::forward(const float* weight_space, const float* x, int64_t batch)
 
 void CudnnGru::backward(const float* weight_space, const float* x, int64_t batch) {
   set_batch(batch);
-  // BackwardData first: it consumes (and updates) the reserve space that BackwardWeights then reads.
+  // BackwardData first: it consumes (and updates) the reserve space that BackwardWeights then reads. Its dx
+  // (d/dx with dhy = 0) is the maze encoder's output gradient.
   RL2_CUDNN_CHECK(cudnnRNNBackwardData_v8(handle_, rnn_, seq_lengths_.data(), y_desc_, y_.data(), dy_.data(), x_desc_,
                                           dx_.data(), h_desc_, h_zero_.data(), h_zero_.data(), h_scratch_.data(),
                                           h_desc_, nullptr, nullptr, nullptr, ws_bytes_, weight_space, work_.bytes(),

@@ -15,7 +15,8 @@
 // weight space (or its gradient) -> canonical, so the round trip is an exact copy.
 //
 // Activations: y [T, B, H] (every step's hidden state, the head's input), dy [T, B, H] (its gradient,
-// written by the caller before backward()), dx [T, B, I] (cuDNN's input gradient, unused), the cuDNN
+// written by the caller before backward()), dx [T, B, I] (cuDNN's input gradient: the maze's encoder
+// back-propagates it; bandit and MDP networks ignore it), the cuDNN
 // workspace and reserve space, all sized for up to max_batch trials. One instance serves several networks
 // of the same (I, H) (the policy and the baseline), each with its own weight space: a forward and the
 // backward that uses it must follow each other without another forward in between (the reserve space
@@ -31,18 +32,7 @@
 #include <vector>
 
 #include "cuda/cuda_check.hpp"
-
-// cuDNN calls return a cudnnStatus_t; the status string and cuDNN's own last error message go into the message.
-#define RL2_CUDNN_CHECK(expr)                                                                   \
-  do {                                                                                          \
-    const cudnnStatus_t rl2_dnn_ = (expr);                                                      \
-    if (rl2_dnn_ != CUDNN_STATUS_SUCCESS) {                                                     \
-      char rl2_dnn_msg_[512] = {0};                                                             \
-      cudnnGetLastErrorString(rl2_dnn_msg_, sizeof rl2_dnn_msg_);                               \
-      throw ::rl2::Error(std::string(cudnnGetErrorString(rl2_dnn_)) + ": " + rl2_dnn_msg_,      \
-                         __FILE__, __LINE__, #expr);                                            \
-    }                                                                                           \
-  } while (0)
+#include "cuda/cudnn_check.hpp"
 
 namespace rl2 {
 
@@ -95,14 +85,16 @@ class CudnnGru {
 
   // y() [T, B, H] = GRU(x [T, B, I]) with h_0 = 0 (training mode: fills the reserve space).
   void forward(const float* weight_space, const float* x, int64_t batch);
-  // dweight_space() = d/dW of sum(dy() · y) at the last forward (same weight space, x and batch):
-  // cudnnRNNBackwardData_v8 (dx into a scratch buffer) then cudnnRNNBackwardWeights_v8 (ADD mode into a
+  // dweight_space() = d/dW of sum(dy() · y) at the last forward (same weight space, x and batch), and
+  // dx() = d/dx of the same: cudnnRNNBackwardData_v8 (dx) then cudnnRNNBackwardWeights_v8 (ADD mode into a
   // zeroed gradient).
   void backward(const float* weight_space, const float* x, int64_t batch);
 
   float* y() const { return y_.data(); }
   float* dy() const { return dy_.data(); }
   float* dweight_space() const { return dws_.data(); }
+  // [T, B, I] d/dx of sum(dy() · y) at the last backward(): the input gradient BackwardData computes.
+  float* dx() const { return dx_.data(); }
 
  private:
   void set_batch(int64_t batch);  // data and hidden-state descriptors for `batch` trials

@@ -75,55 +75,78 @@ CudaTrainContext::~CudaTrainContext() {
 
 void CudaTrainContext::synchronize() const { RL2_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-double CudaTrainContext::reduce(int32_t op, int64_t n, const double* xd, const float* xf, const float* yf, double mean) {
-  launch_reduce(ReduceArgs{static_cast<ReduceOp>(op), n, xd, xf, yf, mean, partials_.data(), result_.data()}, stream_);
+double CudaTrainContext::reduce(int32_t op, int64_t n, const double* xd, const float* xf, const float* yf, double mean,
+                                const float* mask, int64_t mask_width) {
+  launch_reduce(ReduceArgs{static_cast<ReduceOp>(op), n, xd, xf, yf, mean, partials_.data(), result_.data(), mask,
+                           mask_width},
+                stream_);
   double out = 0.0;
   RL2_CUDA_CHECK(cudaMemcpyAsync(&out, result_.data(), sizeof out, cudaMemcpyDeviceToHost, stream_));
   synchronize();
   return out;
 }
 
-double CudaTrainContext::sum(const double* x, int64_t n) {
-  return reduce(static_cast<int32_t>(ReduceOp::kSumF64), n, x, nullptr, nullptr, 0.0);
+double CudaTrainContext::sum(const double* x, int64_t n, const float* mask) {
+  return reduce(static_cast<int32_t>(ReduceOp::kSumF64), n, x, nullptr, nullptr, 0.0, mask);
 }
 double CudaTrainContext::max(const double* x, int64_t n) {
   return reduce(static_cast<int32_t>(ReduceOp::kMaxF64), n, x, nullptr, nullptr, 0.0);
 }
-double CudaTrainContext::sum(const float* x, int64_t n) {
-  return reduce(static_cast<int32_t>(ReduceOp::kSumF32), n, nullptr, x, nullptr, 0.0);
+double CudaTrainContext::sum(const float* x, int64_t n, const float* mask) {
+  return reduce(static_cast<int32_t>(ReduceOp::kSumF32), n, nullptr, x, nullptr, 0.0, mask);
+}
+double CudaTrainContext::active(const float* mask, int64_t n) {
+  return mask ? sum(mask, n) : static_cast<double>(n);  // a mask is 0 or 1: the sum is an exact count
 }
 double CudaTrainContext::dot(const float* a, const float* b, int64_t n) {
   return reduce(static_cast<int32_t>(ReduceOp::kDotF32), n, nullptr, a, b, 0.0);
 }
-double CudaTrainContext::variance(const float* x, int64_t n) {
-  const double mean = sum(x, n) / static_cast<double>(n);
-  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF32), n, nullptr, x, nullptr, mean) / static_cast<double>(n);
+double CudaTrainContext::variance(const float* x, int64_t n, const float* mask) {
+  const double count = active(mask, n);
+  const double mean = sum(x, n, mask) / count;
+  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF32), n, nullptr, x, nullptr, mean, mask) / count;
 }
-double CudaTrainContext::variance(const double* x, int64_t n) {
-  const double mean = sum(x, n) / static_cast<double>(n);
-  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF64), n, x, nullptr, nullptr, mean) / static_cast<double>(n);
+double CudaTrainContext::variance(const double* x, int64_t n, const float* mask) {
+  const double count = active(mask, n);
+  const double mean = sum(x, n, mask) / count;
+  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF64), n, x, nullptr, nullptr, mean, mask) / count;
 }
-double CudaTrainContext::max_abs_diff(const float* a, const float* b, int64_t n) {
-  return reduce(static_cast<int32_t>(ReduceOp::kMaxAbsDiffF32), n, nullptr, a, b, 0.0);
+double CudaTrainContext::max_abs_diff(const float* a, const float* b, int64_t n, const float* mask, int64_t mask_width) {
+  return reduce(static_cast<int32_t>(ReduceOp::kMaxAbsDiffF32), n, nullptr, a, b, 0.0, mask, mask_width);
 }
 int64_t CudaTrainContext::count_nonfinite(const float* x, int64_t n) {
   return static_cast<int64_t>(reduce(static_cast<int32_t>(ReduceOp::kNonFiniteF32), n, nullptr, x, nullptr, 0.0));
 }
 
 // ---- network ----------------------------------------------------------------------------------------------
-CudaNet::CudaNet(CudaTrainContext& ctx, CudnnGru& gru, const GruShape& shape)
-    : ctx_(ctx), gru_(gru), shape_(shape), layout_(gru_layout(shape)) {
-  RL2_CHECK(shape.input == gru.input() && shape.hidden == gru.hidden(), "CudaNet: the shape does not match the cuDNN GRU");
+CudaEncoderStage::CudaEncoderStage(CudaTrainContext& ctx, const EncoderShape& shape, int64_t steps, int64_t max_batch)
+    : encoder(ctx.dnn(), ctx.blas(), ctx.stream(), shape, steps * max_batch),
+      y(static_cast<size_t>(steps * max_batch) * static_cast<size_t>(shape.out())) {}
+
+CudaNet::CudaNet(CudaTrainContext& ctx, CudnnGru& gru, const NetShape& shape, CudaEncoderStage* encoder)
+    : ctx_(ctx), gru_(gru), shape_(shape), layout_(gru_layout(shape.gru)), enc_(encoder) {
+  RL2_CHECK(shape.gru.input == gru.input() && shape.gru.hidden == gru.hidden(),
+            "CudaNet: the shape does not match the cuDNN GRU");
   RL2_CHECK(layout_.head_w == gru.canonical_floats(), "CudaNet: the GRU part of gru_layout differs from cuDNN's count");
+  RL2_CHECK(shape.encoder == (encoder != nullptr), "CudaNet: an encoder stage goes with an encoder shape, and only then");
+  if (enc_) {
+    const EncoderShape& e = enc_->encoder.shape();
+    RL2_CHECK(e.in() == shape.enc.in() && e.out() == shape.enc.out() && shape.gru.input == e.out() &&
+                  encoder_layout(e).total == encoder_layout(shape.enc).total,
+              "CudaNet: the encoder stage's shape differs from the network's");
+    RL2_CHECK(enc_->encoder.max_rows() >= gru.steps() * gru.max_batch(), "CudaNet: the encoder stage has too few rows");
+  }
   ws_ = DeviceBuffer<float>(static_cast<size_t>(gru.weight_space_floats()));
   RL2_CUDA_CHECK(cudaMemsetAsync(ws_.data(), 0, ws_.bytes(), ctx.stream()));  // padding, if any, stays 0
 }
 
 void CudaNet::forward(const float* params, const float* x, int64_t batch, float* out) {
   const int64_t M = gru_.steps() * batch;
-  const int H = shape_.hidden, O = shape_.out;
+  const int H = shape_.gru.hidden, O = shape_.gru.out;
+  // y [T, B, enc.out()] = encoder(x) on all T·B rows (they are independent steps), the GRU's input.
+  if (enc_) enc_->encoder.forward(params + shape_.gru_size(), x, M, enc_->y.data());
   gru_.pack(params + layout_.weight_ih, ws_.data());
-  gru_.forward(ws_.data(), x, batch);
+  gru_.forward(ws_.data(), gru_input(x), batch);
   // out [M, O] = y [M, H] · head_wᵀ:   out_cm [O, M] = head_w_cm [H, O]ᵀ · y_cm [H, M]
   const float one = 1.0f, zero = 0.0f;
   RL2_CUBLAS_CHECK(cublasSgemm(ctx_.blas(), CUBLAS_OP_T, CUBLAS_OP_N, O, as_int(M, "T * batch"), H, &one,
@@ -133,7 +156,7 @@ void CudaNet::forward(const float* params, const float* x, int64_t batch, float*
 
 void CudaNet::backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) {
   const int64_t M = gru_.steps() * batch;
-  const int H = shape_.hidden, O = shape_.out, m = as_int(M, "T * batch");
+  const int H = shape_.gru.hidden, O = shape_.gru.out, m = as_int(M, "T * batch");
   const float one = 1.0f, zero = 0.0f;
   // d head_w [O, H] = d_outᵀ · y:        dW_cm [H, O] = y_cm [H, M] · d_out_cm [O, M]ᵀ
   RL2_CUBLAS_CHECK(cublasSgemm(ctx_.blas(), CUBLAS_OP_N, CUBLAS_OP_T, H, O, m, &one, gru_.y(), H, d_out, O, &zero,
@@ -142,8 +165,15 @@ void CudaNet::backward(const float* params, const float* x, int64_t batch, const
   // dy [M, H] = d_out · head_w:          dy_cm [H, M] = head_w_cm [H, O] · d_out_cm [O, M]
   RL2_CUBLAS_CHECK(cublasSgemm(ctx_.blas(), CUBLAS_OP_N, CUBLAS_OP_N, H, m, O, &one, params + layout_.head_w, H, d_out,
                                O, &zero, gru_.dy(), H));
-  gru_.backward(ws_.data(), x, batch);
+  gru_.backward(ws_.data(), gru_input(x), batch);
   gru_.unpack(gru_.dweight_space(), grad + layout_.weight_ih);
+  if (enc_) {
+    // d encoder [total] = d/dparams sum(dx · y): cuDNN's dx [T, B, enc.out()] is the gradient at y.
+    float* d_enc = grad + shape_.gru_size();
+    const size_t enc_floats = static_cast<size_t>(shape_.size() - shape_.gru_size());
+    RL2_CUDA_CHECK(cudaMemsetAsync(d_enc, 0, enc_floats * sizeof(float), ctx_.stream()));  // backward accumulates
+    enc_->encoder.backward(params + shape_.gru_size(), x, M, gru_.dx(), d_enc);
+  }
 }
 
 // ---- Adam ------------------------------------------------------------------------------------------------
@@ -205,7 +235,7 @@ CudaPolicyObjective::CudaPolicyObjective(CudaTrainContext& c, CudaNet& net, floa
     : net_(net), params_(params), b_(batch), M_(batch.T * batch.N), active_(static_cast<double>(batch.T * batch.N)) {
   ctx = &c;
   n = net.size();
-  RL2_CHECK(net.shape().out == b_.A, "CudaPolicyObjective: the network's head must have one output per action");
+  RL2_CHECK(net.shape().gru.out == b_.A, "CudaPolicyObjective: the network's head must have one output per action");
   RL2_CHECK(b_.T == net.gru().steps() && b_.N <= net.gru().max_batch(), "CudaPolicyObjective: batch larger than the GRU's");
   const size_t ma = static_cast<size_t>(M_) * static_cast<size_t>(b_.A);
   logits_ = DeviceBuffer<float>(ma);
@@ -218,7 +248,10 @@ CudaPolicyObjective::CudaPolicyObjective(CudaTrainContext& c, CudaNet& net, floa
   pm_ = DeviceBuffer<float>(static_cast<size_t>(n));
   tmp_ = DeviceBuffer<float>(static_cast<size_t>(n));
   ids_ = DeviceBuffer<int64_t>(static_cast<size_t>(b_.N));
+  recount_active();
 }
+
+void CudaPolicyObjective::recount_active() { active_ = ctx->active(b_.mask, M_); }
 
 void CudaPolicyObjective::get_params(Vec& out) const {
   RL2_CUDA_CHECK(cudaMemcpyAsync(out.data(), params_, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice,
@@ -239,7 +272,8 @@ double CudaPolicyObjective::surrogate_grad(Vec& grad) {
   cudaStream_t s = ctx->stream();
   net_.forward(params_, b_.x, b_.N, logits_.data());
   launch_surrogate_steps(SurrogateStepArgs{M_, b_.A, logits_.data(), b_.actions, b_.logp_old, b_.adv, b_.entropy_coef,
-                                           1.0 / active_, probs_.data(), d_logits_.data(), terms_.data(), gap_.data()},
+                                           1.0 / active_, probs_.data(), d_logits_.data(), terms_.data(), gap_.data(),
+                                           b_.mask},
                          s);
   RL2_CUDA_CHECK(cudaMemcpyAsync(logits_old_.data(), logits_.data(), logits_.bytes(), cudaMemcpyDeviceToDevice, s));
   net_.backward(params_, b_.x, b_.N, d_logits_.data(), grad.data());
@@ -275,7 +309,7 @@ void CudaPolicyObjective::fvp(const Vec& v, Vec& out) {
   double delta = 0.0;
   for (int probe = 0;; ++probe) {
     shifted_forward(v, eps);
-    delta = ctx->max_abs_diff(logits_.data(), logits_old_.data(), M_ * b_.A);
+    delta = ctx->max_abs_diff(logits_.data(), logits_old_.data(), M_ * b_.A, b_.mask, b_.A);  // active steps
     if (!std::isfinite(delta)) {
       fill_nan(out);
       return;
@@ -292,10 +326,10 @@ void CudaPolicyObjective::fvp(const Vec& v, Vec& out) {
   last_eps_ = eps;
   const double scale = 1.0 / (2.0 * eps * active_);
   cudaStream_t s = ctx->stream();
-  launch_kl_grad(KlGradArgs{M_, b_.A, logits_.data(), probs_.data(), scale, d_logits_.data()}, s);
+  launch_kl_grad(KlGradArgs{M_, b_.A, logits_.data(), probs_.data(), scale, d_logits_.data(), b_.mask}, s);
   net_.backward(pm_.data(), b_.x, b_.N, d_logits_.data(), out.data());
   shifted_forward(v, -eps);
-  launch_kl_grad(KlGradArgs{M_, b_.A, logits_.data(), probs_.data(), scale, d_logits_.data()}, s);
+  launch_kl_grad(KlGradArgs{M_, b_.A, logits_.data(), probs_.data(), scale, d_logits_.data(), b_.mask}, s);
   net_.backward(pm_.data(), b_.x, b_.N, d_logits_.data(), tmp_.data());
   launch_axpy(AxpyArgs{n, -1.0, tmp_.data(), out.data()}, s);
 }
@@ -303,22 +337,25 @@ void CudaPolicyObjective::fvp(const Vec& v, Vec& out) {
 SurrogateKl CudaPolicyObjective::surrogate_kl() {
   net_.forward(params_, b_.x, b_.N, logits_.data());
   launch_surrogate_kl(SurrogateKlArgs{M_, b_.A, logits_.data(), b_.actions, b_.logp_old, b_.probs_old, b_.adv,
-                                      b_.entropy_coef, terms_.data(), aux_.data()},
+                                      b_.entropy_coef, terms_.data(), aux_.data(), b_.mask},
                       ctx->stream());
   return SurrogateKl{ctx->sum(terms_.data(), M_) / active_, ctx->sum(aux_.data(), M_) / active_};
 }
 
 double CudaPolicyObjective::surrogate_old() {
-  launch_surrogate_old(SurrogateOldArgs{M_, b_.A, b_.probs_old, b_.adv, b_.entropy_coef, terms_.data()}, ctx->stream());
+  launch_surrogate_old(SurrogateOldArgs{M_, b_.A, b_.probs_old, b_.adv, b_.entropy_coef, terms_.data(), b_.mask},
+                       ctx->stream());
   minibatches_ = 0;
   return ctx->sum(terms_.data(), M_) / active_;
 }
 
 void CudaPolicyObjective::ensure_minibatch(int64_t mb) {
-  const size_t need_x = static_cast<size_t>(b_.T * mb) * static_cast<size_t>(net_.shape().input);
+  const size_t need_x = static_cast<size_t>(b_.T * mb) * static_cast<size_t>(net_.input());
   if (mb_x_.size() < need_x) mb_x_ = DeviceBuffer<float>(need_x);
   const size_t need_p = static_cast<size_t>(b_.T * mb) * static_cast<size_t>(b_.A);
   if (mb_probs_.size() < need_p) mb_probs_ = DeviceBuffer<float>(need_p);
+  const size_t need_m = b_.mask ? static_cast<size_t>(b_.T * mb) : 0;
+  if (mb_mask_.size() < need_m) mb_mask_ = DeviceBuffer<float>(need_m);
 }
 
 // The clipped objective on trials ids[0..mb) (time-major gather of their steps) and its gradient.
@@ -327,13 +364,19 @@ double CudaPolicyObjective::minibatch_grad(const int64_t* ids, int64_t mb, doubl
   cudaStream_t s = ctx->stream();
   ensure_minibatch(mb);
   RL2_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), ids, static_cast<size_t>(mb) * sizeof(int64_t), cudaMemcpyHostToDevice, s));
-  const int64_t I = net_.shape().input, steps = b_.T * mb;
+  const int64_t I = net_.input(), steps = b_.T * mb;
   launch_gather_trials(GatherTrialsArgs{b_.x, b_.T, b_.N, I, ids_.data(), mb, mb_x_.data()}, s);
   net_.forward(params_, mb_x_.data(), mb, logits_.data());
-  const double scale = 1.0 / static_cast<double>(steps);  // every step is active
+  // The minibatch's active steps (every trial's first step is active, so never 0).
+  double active_mb = static_cast<double>(steps);
+  if (b_.mask) {
+    launch_gather_trials(GatherTrialsArgs{b_.mask, b_.T, b_.N, 1, ids_.data(), mb, mb_mask_.data()}, s);
+    active_mb = ctx->sum(mb_mask_.data(), steps);
+  }
+  const double scale = 1.0 / active_mb;
   launch_ppo_steps(PpoStepArgs{b_.T, mb, b_.N, b_.A, ids_.data(), logits_.data(), b_.actions, b_.logp_old, b_.probs_old,
                                b_.adv, clip, b_.entropy_coef, scale, mb_probs_.data(), d_logits_.data(), terms_.data(),
-                               aux_.data(), gap_.data()},
+                               aux_.data(), gap_.data(), b_.mask},
                    s);
   net_.backward(params_, mb_x_.data(), mb, d_logits_.data(), grad.data());
   // The first minibatch is evaluated at theta_old: its steps give the rollout/training parity.
@@ -351,17 +394,18 @@ bool CudaPolicyObjective::adam_ascent(const Vec& grad, double lr) {
 // ---- advantages ---------------------------------------------------------------------------------------------
 double cuda_compute_advantages(CudaTrainContext& ctx, int64_t T, int64_t N, const float* rewards, const float* raw_values,
                                double return_mean, double return_std, double gamma, double lambda, float* values,
-                               float* adv, float* returns, double* scratch) {
+                               float* adv, float* returns, double* scratch, const float* mask) {
   const int64_t M = T * N;
   cudaStream_t s = ctx.stream();
-  launch_values(ValuesArgs{M, raw_values, return_mean, return_std, values}, s);
+  // Inactive steps: value 0 and reward 0 (a finished maze trial), so GAE leaves their adv and returns 0.
+  launch_values(ValuesArgs{M, raw_values, return_mean, return_std, values, mask}, s);
   launch_gae(GaeArgs{T, N, rewards, values, gamma, lambda, adv, returns}, s);
-  const double var_ret = ctx.variance(returns, M);
+  const double var_ret = ctx.variance(returns, M, mask);
   launch_residual(ResidualArgs{M, returns, values, scratch}, s);
-  const double ev = var_ret > 0.0 ? 1.0 - ctx.variance(scratch, M) / var_ret : 0.0;
-  const double adv_mean = ctx.sum(adv, M) / static_cast<double>(M);
-  const double sd = std::sqrt(ctx.variance(adv, M));
-  launch_standardise(StandardiseArgs{M, adv_mean, sd, adv}, s);
+  const double ev = var_ret > 0.0 ? 1.0 - ctx.variance(scratch, M, mask) / var_ret : 0.0;
+  const double adv_mean = ctx.sum(adv, M, mask) / ctx.active(mask, M);
+  const double sd = std::sqrt(ctx.variance(adv, M, mask));
+  launch_standardise(StandardiseArgs{M, adv_mean, sd, adv, mask}, s);
   return ev;
 }
 
@@ -379,29 +423,41 @@ InputLayout layout_of(const EnvConfig& env) {
 }  // namespace
 
 CudaLearnerBytes cuda_learner_bytes(const TrainConfig& cfg, const CudnnTempBytes& temp, int64_t temp_batch) {
-  const GruShape pol = cfg.policy_shape().gru, base = cfg.baseline_shape().gru;
-  const double T = static_cast<double>(cfg.env.trial_length()), I = pol.input, H = pol.hidden, A = pol.out;
-  const double P = static_cast<double>(gru_layout(pol).total), Pb = static_cast<double>(gru_layout(base).total);
-  const double gru_floats = 3 * H * I + 3 * H * H + 6 * H;
+  const NetShape ps = cfg.policy_shape(), bs = cfg.baseline_shape();
+  const GruShape pol = ps.gru;
+  // X: floats of x per step (the maze: the image and the extra inputs); G: the GRU's input (the maze: the
+  // encoder's output).
+  const double T = static_cast<double>(cfg.env.trial_length()), X = static_cast<double>(ps.input()), G = pol.input,
+               H = pol.hidden, A = pol.out;
+  const double P = static_cast<double>(ps.size()), Pb = static_cast<double>(bs.size());
+  const double gru_floats = 3 * H * G + 3 * H * H + 6 * H;
   const bool ppo = cfg.algo == "ppo";
+  const int64_t ref = std::max<int64_t>(1, temp_batch);
   CudaLearnerBytes b;
   // Parameters (policy, baseline), the baseline's gradient and Adam moments, the policy's Adam moments
   // (PPO), trpo_step's and cg's eight vectors (PPO: three) and the objective's two probe vectors, two
   // weight spaces and one weight-space gradient, the canonical index (int64).
   b.fixed = 4.0 * (P + Pb + 3 * Pb + (ppo ? 2 * P : 0.0) + (ppo ? 3 : 8) * P + 2 * P + 3 * gru_floats) + 8.0 * gru_floats +
-            static_cast<double>(rollout_fixed_bytes(cfg.env, pol, base)) + kLibraryBytes;
+            static_cast<double>(rollout_fixed_bytes(cfg.env, ps, bs)) + kLibraryBytes;
   const int64_t mb_base = std::max<int64_t>(1, std::min<int64_t>(cfg.baseline_minibatches, cfg.trials_per_iter()));
   const double base_mb_share = 1.0 / static_cast<double>(mb_base);  // the baseline's minibatch x, per trial
   const int64_t mb_ppo = std::max<int64_t>(1, std::min<int64_t>(cfg.ppo.minibatches, cfg.trials_per_iter()));
   const double ppo_share = ppo ? 1.0 / static_cast<double>(mb_ppo) : 0.0;
-  const double per_step = 4.0 * (2 * H + I)              // cuDNN y, dy, dx
-                          + 4.0 * 4 * A                 // logits, logits_old, probs, d_logits
-                          + 8.0 * 3                     // terms, aux, gap
-                          + 4.0 * 5 + 8.0               // values, adv, returns, pred, d_out; scratch
-                          + 4.0 * I * (base_mb_share + ppo_share) + 4.0 * A * ppo_share;  // minibatch gathers
-  b.per_trial = static_cast<double>(rollout_bytes_per_trial(cfg.env, pol)) + T * per_step + 8.0 * 3 /*totals, ids*/ +
-                8.0 * H /*h_0 zeros, h scratch*/ +
-                static_cast<double>(temp.work + temp.reserve) / static_cast<double>(std::max<int64_t>(1, temp_batch));
+  double per_step = 4.0 * (2 * H + G)              // cuDNN y, dy, dx
+                    + 4.0 * 4 * A                 // logits, logits_old, probs, d_logits
+                    + 8.0 * 3                     // terms, aux, gap
+                    + 4.0 * 5 + 8.0               // values, adv, returns, pred, d_out; scratch
+                    + 4.0 * X * (base_mb_share + ppo_share) + 4.0 * A * ppo_share;  // minibatch gathers
+  double encoder = 0.0;
+  if (ps.encoder) {
+    per_step += 4.0 * G                                  // the encoder stage's output y
+                + 4.0 * (base_mb_share + ppo_share);     // minibatch masks
+    // The training encoder's activations for T rows per trial (CudnnEncoder::bytes at the reference batch).
+    encoder = CudnnEncoder::bytes(ps.enc, cfg.env.trial_length() * ref) / static_cast<double>(ref);
+  }
+  b.per_trial = static_cast<double>(rollout_bytes_per_trial(cfg.env, ps)) + T * per_step + 8.0 * 3 /*totals, ids*/ +
+                8.0 * H /*h_0 zeros, h scratch*/ + encoder +
+                static_cast<double>(temp.work + temp.reserve) / static_cast<double>(ref);
   return b;
 }
 
@@ -430,7 +486,8 @@ void check_cuda_learner_fits(const TrainConfig& cfg) {
   const double fit_trials = usable > b.fixed ? std::floor((usable - b.fixed) / b.per_trial) : 0.0;
   const double fit_steps = std::min(fit_trials, static_cast<double>(INT_MAX)) * static_cast<double>(T);
   throw InputError("training on the GPU with --steps-per-iter " + std::to_string(cfg.steps_per_iter) + " (" +
-                   std::to_string(N) + " trials of " + cfg.env.describe() + ", GRU-" + std::to_string(pol.hidden) +
+                   std::to_string(N) + " trials of " + cfg.env.describe() + ", " +
+                   (cfg.policy_shape().encoder ? "conv encoder + " : "") + "GRU-" + std::to_string(pol.hidden) +
                    " policy and baseline) needs " + format_bytes(need) + " of GPU memory; " +
                    format_bytes(static_cast<double>(free_b)) + " is free (" +
                    (fit_trials >= 1.0 ? "at most " + std::to_string(static_cast<int64_t>(fit_steps)) +
@@ -452,10 +509,11 @@ class CudaLearner final : public Learner {
         A_(cfg.env.num_actions()),
         pol_shape_(cfg.policy_shape()),
         base_shape_(cfg.baseline_shape()),
-        rollout_(cfg.env, pol_shape_.gru, base_shape_.gru, N_),
+        rollout_(cfg.env, pol_shape_, base_shape_, N_),
         gru_(ctx_.dnn(), ctx_.stream(), pol_shape_.gru.input, pol_shape_.gru.hidden, T_, N_),
-        policy_(ctx_, gru_, pol_shape_.gru),
-        baseline_(ctx_, gru_, base_shape_.gru),
+        enc_(pol_shape_.encoder ? std::make_unique<CudaEncoderStage>(ctx_, pol_shape_.enc, T_, N_) : nullptr),
+        policy_(ctx_, gru_, pol_shape_, enc_.get()),
+        baseline_(ctx_, gru_, base_shape_, enc_.get()),
         pol_params_(static_cast<size_t>(policy_.size())),
         base_params_(static_cast<size_t>(baseline_.size())),
         base_grad_(static_cast<size_t>(baseline_.size())),
@@ -467,9 +525,10 @@ class CudaLearner final : public Learner {
         scratch_(static_cast<size_t>(T_ * N_)),
         totals_(static_cast<size_t>(N_)),
         order_(static_cast<size_t>(N_)),
+        mask_(cfg.env.kind == EnvKind::kMaze ? rollout_.mask() : nullptr),
         obj_(ctx_, policy_, pol_params_.data(),
              CudaPolicyBatch{T_, N_, A_, rollout_.x(), rollout_.actions(), rollout_.logp(), rollout_.probs(),
-                             adv_.data(), cfg.entropy_coef}) {
+                             adv_.data(), cfg.entropy_coef, mask_}) {
     st_.policy.assign(static_cast<size_t>(pol_shape_.size()), 0.0f);
     st_.baseline.assign(static_cast<size_t>(base_shape_.size()), 0.0f);
     net_init(pol_shape_, cfg.seed, 0, 0.01f, st_.policy.data());
@@ -477,6 +536,7 @@ class CudaLearner final : public Learner {
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
     const int64_t mb_max = (N_ + mb_count - 1) / mb_count;
     mb_x_ = DeviceBuffer<float>(static_cast<size_t>(T_ * mb_max * layout_.size()));
+    if (mask_) mb_mask_ = DeviceBuffer<float>(static_cast<size_t>(T_ * mb_max));
     upload_state();
   }
 
@@ -522,7 +582,8 @@ class CudaLearner final : public Learner {
       if (!r || r->trials() != n) {
         r.reset();
         try {
-          r = std::make_unique<CudaRollout>(env, pol_shape_.gru, base_shape_.gru, n, RolloutOptions{false, false});
+          // Eager, FP32, and only two steps of inputs kept: evaluation never reads them back.
+          r = std::make_unique<CudaRollout>(env, pol_shape_, base_shape_, n, RolloutOptions{false, false, false});
         } catch (const InputError&) {
           if (chunk <= 256) throw;
           chunk /= 2;  // not enough free memory for this chunk: try a smaller one
@@ -534,7 +595,8 @@ class CudaLearner final : public Learner {
       const std::vector<int32_t> actions = to_host(r->actions(), static_cast<size_t>(T * n));
       const std::vector<float> rewards = to_host(r->rewards(), static_cast<size_t>(T * n));
       const std::vector<uint8_t> dones = to_host(r->dones(), static_cast<size_t>(T * n));
-      // learner_cpu.cpp's bookkeeping: a trial is finished once its E episodes are done (here at its last step).
+      // learner_cpu.cpp's bookkeeping: a trial is finished once its E episodes are done (a maze trial may
+      // finish early; its later steps were played with reward 0 and count nowhere, and its actions stay -1).
       for (int64_t i = 0; i < n; ++i) {
         const int64_t g = start + i;
         double total = 0.0;
@@ -592,14 +654,17 @@ class CudaLearner final : public Learner {
     ctx_.synchronize();
     const std::vector<double> totals = to_host(totals_);
     s.mean_return = std::accumulate(totals.begin(), totals.end(), 0.0) / static_cast<double>(N_);  // the CPU's order
-    launch_entropy(EntropyArgs{M, A_, rollout_.probs(), scratch_.data()}, stream);
-    s.entropy = ctx_.sum(scratch_.data(), M) / static_cast<double>(M);
+    // Means over the active steps (the maze's finished trials; M without a mask).
+    const double active = ctx_.active(mask_, M);
+    if (mask_) obj_.recount_active();
+    launch_entropy(EntropyArgs{M, A_, rollout_.probs(), scratch_.data(), mask_}, stream);
+    s.entropy = ctx_.sum(scratch_.data(), M) / active;
     s.seconds_rollout = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();
-    s.explained_variance =
-        cuda_compute_advantages(ctx_, T_, N_, rollout_.rewards(), rollout_.values(), st_.return_mean, st_.return_std,
-                                cfg_.gamma, cfg_.gae_lambda, values_.data(), adv_.data(), returns_.data(), scratch_.data());
+    s.explained_variance = cuda_compute_advantages(ctx_, T_, N_, rollout_.rewards(), rollout_.values(), st_.return_mean,
+                                                   st_.return_std, cfg_.gamma, cfg_.gae_lambda, values_.data(),
+                                                   adv_.data(), returns_.data(), scratch_.data(), mask_);
     if (cfg_.algo == "ppo") {
       obj_.set_adam(&pol_adam_);
       s.update = ppo_update(obj_, cfg_.ppo, cfg_.seed, st_.iteration);
@@ -629,14 +694,14 @@ class CudaLearner final : public Learner {
     st_ = std::move(next);
   }
 
-  // Adam regression of the baseline on normalised returns-to-go, minibatches of whole trials (every step
-  // active). On success sets the new normaliser; a non-finite fit restores the baseline and its moments
-  // from state() (untouched since the iteration began) and returns NaN.
+  // Adam regression of the baseline on normalised returns-to-go over the active steps, minibatches of
+  // whole trials. On success sets the new normaliser; a non-finite fit restores the baseline and its
+  // moments from state() (untouched since the iteration began) and returns NaN.
   double fit_baseline(double& ret_mean, double& ret_std) {
     const int64_t M = T_ * N_, I = layout_.size();
     cudaStream_t stream = ctx_.stream();
-    const double mean = ctx_.sum(returns_.data(), M) / static_cast<double>(M);
-    const double sd = std::max(std::sqrt(ctx_.variance(returns_.data(), M)), 1e-3);
+    const double mean = ctx_.sum(returns_.data(), M, mask_) / ctx_.active(mask_, M);
+    const double sd = std::max(std::sqrt(ctx_.variance(returns_.data(), M, mask_)), 1e-3);
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
     const int64_t P = baseline_.size();
     double last_loss = 0.0;
@@ -650,9 +715,13 @@ class CudaLearner final : public Learner {
         const int64_t* ids = order_.data() + lo;
         launch_gather_trials(GatherTrialsArgs{rollout_.x(), T_, N_, I, ids, b, mb_x_.data()}, stream);
         baseline_.forward(base_params_.data(), mb_x_.data(), b, pred_.data());
-        const double active_b = static_cast<double>(T_ * b);
+        double active_b = static_cast<double>(T_ * b);
+        if (mask_) {
+          launch_gather_trials(GatherTrialsArgs{mask_, T_, N_, 1, ids, b, mb_mask_.data()}, stream);
+          active_b = ctx_.sum(mb_mask_.data(), T_ * b);  // >= b: every trial's first step is active
+        }
         launch_baseline_loss(BaselineLossArgs{T_, b, N_, ids, pred_.data(), returns_.data(), mean, sd, 2.0 / active_b,
-                                              scratch_.data(), d_out_.data()},
+                                              scratch_.data(), d_out_.data(), mask_},
                              stream);
         const double loss = ctx_.sum(scratch_.data(), T_ * b) / active_b;
         baseline_.backward(base_params_.data(), mb_x_.data(), b, d_out_.data(), base_grad_.data());
@@ -684,6 +753,7 @@ class CudaLearner final : public Learner {
   CudaTrainContext ctx_;
   CudaRollout rollout_;
   CudnnGru gru_;
+  std::unique_ptr<CudaEncoderStage> enc_;  // the maze: shared by the policy and the baseline
   CudaNet policy_, baseline_;
   DeviceBuffer<float> pol_params_, base_params_, base_grad_;
   CudaAdamState pol_adam_, base_adam_;
@@ -692,13 +762,14 @@ class CudaLearner final : public Learner {
   DeviceBuffer<double> totals_;                                // [N]
   DeviceBuffer<int64_t> order_;                                // [N] the epoch's trial order
   DeviceBuffer<float> mb_x_;                                   // [T, max minibatch, I]
+  DeviceBuffer<float> mb_mask_;                                // [T, max minibatch] (the maze)
+  const float* mask_;  // the rollout's [T, N] mask for the maze; nullptr (every step active) otherwise
   CudaPolicyObjective obj_;
 };
 
 }  // namespace
 
 std::unique_ptr<Learner> make_cuda_learner(const TrainConfig& cfg) {
-  RL2_REQUIRE(cfg.env.kind != EnvKind::kMaze, "the CUDA learner does not support the maze yet; use --device cpu");
   cfg.env.validate();
   // Every value check of TrainConfig::validate() except its host-memory estimate, which sizes the CPU
   // learner's caches: validate a copy with one trial per iteration. The GPU estimate below replaces it.

@@ -1,15 +1,21 @@
 // The CUDA backend of RL² training (DESIGN.md sections 3, 4, 8, 9; docs/cuda_training.md): the same
 // algorithm as the CPU learner (src/cpu/learner_cpu.cpp) with every batch-sized array on the device.
-//   rollout      CudaRollout (fused env + GRU step kernels, a CUDA graph), N whole trials per iteration
+//   rollout      CudaRollout (fused env + GRU step kernels, a CUDA graph; the maze: eager, with the cuDNN
+//                encoder), N whole trials per iteration
 //   advantages   kernels: values from the baseline normaliser, GAE over whole trials, standardisation
 //   policy       trpo_step / ppo_update (include/rl2/algo) on CudaPolicyObjective: cuDNN's GRU forward and
 //                backward over whole trials (CudnnGru), the linear head with cuBLAS, our softmax / loss /
-//                gradient kernels; vectors live on the device and only scalars come to the host
+//                gradient kernels; the maze's conv encoder (CudnnEncoder) in front of the GRU; vectors
+//                live on the device and only scalars come to the host
 //   Fisher       symmetric finite differences of the mean-KL gradient (cuDNN has no forward mode):
 //                F v ~ (g(theta + eps v) - g(theta - eps v)) / (2 eps), eps set so the largest logit moves
 //                by about kFvpLogitStep (docs/cuda_training.md has the choice and its error budget)
 //   baseline     Adam regression on normalised returns-to-go, minibatches of whole trials, on the device
-// Bandit and MDP only (every trial runs its full horizon, so every step is active); the maze is rejected.
+// Finished steps (the maze): a trial whose episodes are all done is finished; the rollout's mask [T, N]
+// marks its later steps inactive, and every mean (surrogate, KL, entropy, advantage standardisation,
+// explained variance, the baseline's loss and normaliser) is over the active steps only, as the CPU
+// learner's. Bandit and MDP trials never finish early: they run without a mask (exactly the arithmetic
+// of every step active).
 // This header is plain C++ (compiles with g++): the tests build on the pieces below.
 #pragma once
 
@@ -18,11 +24,13 @@
 #include <vector>
 
 #include "cuda/cuda_check.hpp"
+#include "cuda/encoder_cudnn.hpp"
 #include "cuda/gru_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
 #include "rl2/algo/adam.hpp"
 #include "rl2/algo/trpo.hpp"
 #include "rl2/policy/gru.hpp"
+#include "rl2/policy/network.hpp"
 #include "rl2/train/learner.hpp"
 
 namespace rl2 {
@@ -59,18 +67,24 @@ class CudaTrainContext {
   void synchronize() const;
 
   // Reductions over device arrays in double with a fixed order (kernels/train.cu); each waits for its
-  // result and returns it to the host.
-  double sum(const double* x, int64_t n);
+  // result and returns it to the host. mask [n] (or [n / mask_width]): only elements whose mask entry is
+  // not 0 take part (nullptr: all; the variance is then over the active elements, as the CPU's
+  // active_values); without a mask every call runs exactly as it did before masks existed.
+  double sum(const double* x, int64_t n, const float* mask = nullptr);
   double max(const double* x, int64_t n);  // -inf when n = 0; NaN if any element is NaN
-  double sum(const float* x, int64_t n);
+  double sum(const float* x, int64_t n, const float* mask = nullptr);
   double dot(const float* a, const float* b, int64_t n);
-  double variance(const float* x, int64_t n);  // mean, then the mean squared deviation (as the CPU's)
-  double variance(const double* x, int64_t n);
-  double max_abs_diff(const float* a, const float* b, int64_t n);  // NaN if any difference is NaN
+  // mean, then the mean squared deviation (as the CPU's), over the active elements
+  double variance(const float* x, int64_t n, const float* mask = nullptr);
+  double variance(const double* x, int64_t n, const float* mask = nullptr);
+  // NaN if any difference is NaN; element i counts when mask[i / mask_width] != 0
+  double max_abs_diff(const float* a, const float* b, int64_t n, const float* mask = nullptr, int64_t mask_width = 1);
   int64_t count_nonfinite(const float* x, int64_t n);
+  double active(const float* mask, int64_t n);  // the number of active entries (n without a mask)
 
  private:
-  double reduce(int32_t op, int64_t n, const double* xd, const float* xf, const float* yf, double mean);
+  double reduce(int32_t op, int64_t n, const double* xd, const float* xf, const float* yf, double mean,
+                const float* mask = nullptr, int64_t mask_width = 1);
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
@@ -78,29 +92,51 @@ class CudaTrainContext {
   DeviceBuffer<double> partials_, result_;
 };
 
-// ---- one network: cuDNN's GRU + the linear head (cuBLAS) on the canonical flat parameters --------------
+// ---- the maze's conv encoder in front of the GRU --------------------------------------------------------
+// One CudnnEncoder for max_batch trials of `steps` steps (T·max_batch rows) and its output y, the GRU's
+// input; shared by the policy and the baseline as the CudnnGru is (a forward and the backward that uses it
+// follow each other).
+struct CudaEncoderStage {
+  CudaEncoderStage(CudaTrainContext& ctx, const EncoderShape& shape, int64_t steps, int64_t max_batch);
+  CudnnEncoder encoder;
+  DeviceBuffer<float> y;  // [T, max_batch, shape.out()]
+};
+
+// ---- one network: [encoder ->] cuDNN's GRU -> the linear head (cuBLAS) on the flat parameters ------------
+// network.hpp's composition: without an encoder the GRU + head of gru.hpp; with one (the maze) x [T, B, I]
+// -> CudnnEncoder on all T·B rows -> y [T, B, enc.out()] -> GRU -> head, and the flat vector is
+// [GRU + head (gru_layout) | encoder (encoder_layout)].
 class CudaNet {
  public:
-  // gru: the shared cuDNN GRU of this (input, hidden); shape.out = |A| (policy) or 1 (baseline).
-  CudaNet(CudaTrainContext& ctx, CudnnGru& gru, const GruShape& shape);
+  // gru: the shared cuDNN GRU of this (shape.gru.input, hidden); shape.gru.out = |A| (policy) or 1
+  // (baseline). encoder: the shared encoder stage when shape.encoder (same EncoderShape), else nullptr.
+  CudaNet(CudaTrainContext& ctx, CudnnGru& gru, const NetShape& shape, CudaEncoderStage* encoder = nullptr);
+  // A network without an encoder (bandit, MDP).
+  CudaNet(CudaTrainContext& ctx, CudnnGru& gru, const GruShape& shape) : CudaNet(ctx, gru, NetShape{shape, false, {}}) {}
 
-  const GruShape& shape() const { return shape_; }
-  int64_t size() const { return layout_.total; }  // floats of the flat parameter vector (gru.hpp layout)
-  // out [T, B, O] = head(GRU(x [T, B, I])) at params [size()] (device). Packs the GRU part into this
-  // net's weight space; keeps the hidden states (hidden()) for backward.
+  const NetShape& shape() const { return shape_; }
+  int64_t size() const { return shape_.size(); }  // floats of the flat parameter vector
+  int64_t input() const { return shape_.input(); }  // floats of x per step
+  // out [T, B, O] = head(GRU(encoder(x))) at params [size()] (device), x [T, B, input()]. Packs the GRU
+  // part into this net's weight space; keeps the hidden states (hidden()) and the encoder's activations
+  // for backward.
   void forward(const float* params, const float* x, int64_t batch, float* out);
   // grad [size()] (OVERWRITTEN) = d/dparams sum(d_out · out) at the last forward, which must have been
-  // this net's with the same params, x and batch (nothing else may run the shared GRU in between).
+  // this net's with the same params, x and batch (nothing else may run the shared GRU or encoder in
+  // between). The encoder's part: cuDNN's dx of the GRU, back through the encoder.
   void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad);
   const float* hidden() const { return gru_.y(); }  // [T, B, H] of the last forward of the shared GRU
   const float* weight_space() const { return ws_.data(); }
   const CudnnGru& gru() const { return gru_; }
 
  private:
+  const float* gru_input(const float* x) const { return enc_ ? enc_->y.data() : x; }
+
   CudaTrainContext& ctx_;
   CudnnGru& gru_;
-  GruShape shape_;
+  NetShape shape_;
   GruLayout layout_;
+  CudaEncoderStage* enc_;
   DeviceBuffer<float> ws_;  // cuDNN weight space of this net
 };
 
@@ -128,8 +164,9 @@ struct CudaVecOps {
   void fill_zero(Vec& v) const;
 };
 
-// One iteration's batch on the device, time-major: x [T, N, I], actions/logp_old/adv [T, N],
-// probs_old [T, N, A]. Every step is active (bandit and MDP trials run their full horizon).
+// One iteration's batch on the device, time-major: x [T, N, I], actions/logp_old/adv/mask [T, N],
+// probs_old [T, N, A]. mask: 1 active, 0 the trial had finished before the step (the maze); nullptr:
+// every step active (bandit and MDP trials run their full horizon).
 struct CudaPolicyBatch {
   int64_t T, N;
   int32_t A;
@@ -139,6 +176,7 @@ struct CudaPolicyBatch {
   const float* probs_old;
   const float* adv;
   double entropy_coef;
+  const float* mask = nullptr;
 };
 
 // Same members and contracts as CpuPolicyObjective (src/cpu/policy_objective.hpp), except fvp():
@@ -152,8 +190,12 @@ class CudaPolicyObjective : public CudaVecOps {
   static constexpr double kFvpFirstStep = 1e-4;
   static constexpr int kFvpMaxProbes = 4;
 
-  // params: the policy's flat parameters on the device [net.size()] (changed by set_params).
+  // params: the policy's flat parameters on the device [net.size()] (changed by set_params). Counts the
+  // active steps of batch.mask.
   CudaPolicyObjective(CudaTrainContext& ctx, CudaNet& net, float* params, const CudaPolicyBatch& batch);
+
+  // The batch's arrays were rewritten in place (a new rollout): counts the active steps of the mask again.
+  void recount_active();
 
   double surrogate_grad(Vec& grad);  // at the current (old) parameters
   void fvp(const Vec& v, Vec& out);  // F v at the parameters of the last surrogate_grad
@@ -184,7 +226,7 @@ class CudaPolicyObjective : public CudaVecOps {
   float* params_;
   CudaPolicyBatch b_;
   int64_t M_;                    // T * N steps
-  double active_;                // M as a double
+  double active_;                // active steps (M without a mask)
   double mismatch_ = 0.0;
   int64_t minibatches_ = 0;      // minibatch_grad calls since surrogate_old
   double mb_kl_ = 0.0;
@@ -196,21 +238,22 @@ class CudaPolicyObjective : public CudaVecOps {
   DeviceBuffer<double> terms_, aux_, gap_;                       // [M]
   DeviceBuffer<float> pm_, tmp_;                                 // [n] probe parameters, the minus gradient
   DeviceBuffer<int64_t> ids_;                                    // [N] minibatch trial ids
-  DeviceBuffer<float> mb_x_, mb_probs_;                          // [T, n, I], [T, n, A] (PPO, grown on demand)
+  DeviceBuffer<float> mb_x_, mb_probs_, mb_mask_;                // [T, n, I], [T, n, A], [T, n] (PPO, on demand)
 };
 
 // ---- advantages (learner_cpu.cpp's compute_advantages, on the device) --------------------------------------
-// values [T, N] = raw_values * return_std + return_mean; GAE(gamma, lambda) over whole trials into adv and
-// returns; adv standardised over the batch. Returns the explained variance of values on returns.
-// scratch: [T * N] doubles.
+// values [T, N] = raw_values * return_std + return_mean (0 at inactive steps); GAE(gamma, lambda) over
+// whole trials into adv and returns; adv standardised over the batch's active steps (0 at inactive ones).
+// Returns the explained variance of values on returns over the active steps. scratch: [T * N] doubles.
+// mask [T, N]: nullptr = every step active.
 double cuda_compute_advantages(CudaTrainContext& ctx, int64_t T, int64_t N, const float* rewards, const float* raw_values,
                                double return_mean, double return_std, double gamma, double lambda, float* values,
-                               float* adv, float* returns, double* scratch);
+                               float* adv, float* returns, double* scratch, const float* mask = nullptr);
 
 // ---- the learner ----------------------------------------------------------------------------------------
 // Device bytes the CUDA learner needs for `cfg`: fixed (parameters, vectors, library handles) plus per
 // trial (rollout, batch arrays, activations, cuDNN workspace and reserve, estimated linearly from
-// `temp` measured at `temp_batch` trials).
+// `temp` measured at `temp_batch` trials; the maze: its inputs, mask, the encoder's activations and output).
 struct CudaLearnerBytes {
   double fixed = 0.0;
   double per_trial = 0.0;

@@ -86,8 +86,6 @@ void check_state_fits(const TrainState& current, const TrainState& s) {
 
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
   if (device == Device::kCpu) return make_cpu_learner(cfg);
-  // Checked before anything touches CUDA, so the answer is the same on every machine and build.
-  RL2_REQUIRE(cfg.env.kind != EnvKind::kMaze, "the CUDA learner does not support the maze yet; use --device cpu");
 #if defined(RL2_WITH_CUDNN)
   return make_cuda_learner(cfg);
 #elif defined(RL2_WITH_CUDA)
