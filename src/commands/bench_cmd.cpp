@@ -4,7 +4,7 @@
 // already in the backend's memory, so only the environment is timed. For the maze, also rendering alone
 // (render-frames/s: every trial's 40x30 view drawn again from its pose, as many frames as steps). With a usable GPU it then times the
 // CUDA rollout (env + GRU-256 policy + GRU-256 baseline, whole trials, graph replayed, parameter upload
-// included) at the same trial counts: rollout steps/s (docs/cuda_rollout.md), in FP32 and with the
+// included; the maze: the conv encoder in front of each GRU, launched eagerly) at the same trial counts: rollout steps/s (docs/cuda_rollout.md), in FP32 and with the
 // optional TF32 GEMMs (RolloutOptions::allow_tf32; training stays FP32). Last, end-to-end training
 // (TRPO, GRU-256 policy and baseline) on each backend: env-steps/s over whole iterations and the split
 // of an iteration's time into rollout, the update's gradient, conjugate gradient (with its Fisher-vector
@@ -23,8 +23,7 @@
 #include "rl2/train/run.hpp"
 #if defined(RL2_WITH_CUDA)
 #include "cuda/rollout_cuda.hpp"
-#include "rl2/policy/gru.hpp"
-#include "rl2/policy/policy.hpp"
+#include "rl2/policy/network.hpp"
 #endif
 
 namespace rl2 {
@@ -87,7 +86,6 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   std::string why;
   if (g.device == "cpu") why = "not run with --device cpu";
   else if (!cuda_probe().usable) why = "no usable GPU: " + cuda_probe().reason;
-  else if (cfg.kind == EnvKind::kMaze) why = "the CUDA rollout does not play the maze yet";
 #if !defined(RL2_WITH_CUDA)
   why = "built without the CUDA backend";
 #endif
@@ -98,11 +96,13 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   }
   out["results"] = nlohmann::json::array();
 #if defined(RL2_WITH_CUDA)
-  const InputLayout layout{static_cast<int32_t>(cfg.obs_size()), cfg.num_actions()};
-  const GruShape pol{layout.size(), kRolloutHidden, cfg.num_actions()}, base{layout.size(), kRolloutHidden, 1};
-  std::vector<float> pp(static_cast<size_t>(gru_layout(pol).total)), bp(static_cast<size_t>(gru_layout(base).total));
-  gru_init(pol, g.seed, 0, 0.01f, pp.data());
-  gru_init(base, g.seed, 1, 1.0f, bp.data());
+  TrainConfig tc;  // the training networks (the maze: conv encoder -> GRU -> head)
+  tc.env = cfg;
+  tc.hidden = kRolloutHidden;
+  const NetShape pol = tc.policy_shape(), base = tc.baseline_shape();
+  std::vector<float> pp(static_cast<size_t>(pol.size())), bp(static_cast<size_t>(base.size()));
+  net_init(pol, g.seed, 0, 0.01f, pp.data());
+  net_init(base, g.seed, 1, 1.0f, bp.data());
   char line[256];
   std::snprintf(line, sizeof line, "  %-9s %10s %16s\n", "device", "trials", "rollout-steps/s");
   human << line;

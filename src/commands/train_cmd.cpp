@@ -25,19 +25,13 @@ namespace {
 // training on the CPU (a default run must not depend on code that has never run); --device cuda uses it.
 constexpr bool kCudaLearnerVerified = false;
 
-// The device training runs on. auto picks the GPU for bandit and MDP runs when a GPU is usable and the
-// CUDA learner is built (cuDNN found) and verified; otherwise, and for the maze (the CUDA learner does
-// not support it yet), the CPU, and the note says why in one line. An explicit --device cuda for the
-// maze is make_learner's error.
-Device train_device(const GlobalFlags& g, const EnvConfig& env, std::string* note) {
+// The device training runs on. auto picks the GPU when a GPU is usable and the CUDA learner is built
+// (cuDNN found) and verified; otherwise the CPU, and the note says why in one line.
+Device train_device(const GlobalFlags& g, std::string* note) {
   const Device d = resolve_device(g.device, note);
   if (d != Device::kCuda || g.device != "auto") return d;
   const std::string unused = "; the GPU " + cuda_probe().name + " is not used)";
 #if defined(RL2_WITH_CUDNN)
-  if (env.kind == EnvKind::kMaze) {
-    *note = "device: cpu, chosen by --device auto (the CUDA learner does not support the maze yet" + unused;
-    return Device::kCpu;
-  }
   if (!kCudaLearnerVerified) {
     *note = "device: cpu, chosen by --device auto (the CUDA learner has not been verified on a GPU yet: "
             "--device cuda uses it" + unused;
@@ -45,7 +39,6 @@ Device train_device(const GlobalFlags& g, const EnvConfig& env, std::string* not
   }
   return d;
 #else
-  (void)env;
   *note = "device: cpu, chosen by --device auto (this build's CUDA backend has no cuDNN, so it cannot train" + unused;
   return Device::kCpu;
 #endif
@@ -182,7 +175,7 @@ Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& hu
     RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
                 dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
   }
-  const Device device = train_device(g, run.cfg.env, &note);
+  const Device device = train_device(g, &note);
   human << note << "\n";
   auto learner = make_learner(device, run.cfg);
   if (!f.resume.empty()) learner->set_state(run.state);
@@ -219,7 +212,7 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   RL2_REQUIRE(f.instances >= 1, "--instances must be at least 1 (got " + std::to_string(f.instances) + ")");
   std::string note;
   const LoadedRun run = load_run(f.checkpoint);
-  const Device device = train_device(g, run.cfg.env, &note);
+  const Device device = train_device(g, &note);
   TrainConfig cfg = run.cfg;
   if (f.seed_given) cfg.seed = g.seed;
   const bool maze = cfg.env.kind == EnvKind::kMaze;
