@@ -9,7 +9,7 @@
 //   3 Fisher-vector product: symmetric finite differences of the KL gradient against the CPU's exact
 //     J^T M J v: relative L2 <= 1e-2 (the budget of docs/cuda_training.md; ~1e-4 expected from eps's
 //     choice, printed; DESIGN.md's 1e-3 for an exact product is reported beside it).
-//   4 one TRPO step: same status and backtracks, KL <= delta, step (theta' - theta) relative L2 <= 1e-2.
+//   4 one TRPO step: same status and line-search tries, KL <= delta, step (theta' - theta) relative L2 <= 1e-2.
 //   5 one PPO update (Adam): same status and epochs, step relative L2 <= 2e-3.
 //   6 values, GAE returns bit for bit; standardised advantages relative L2 <= 1e-6; explained variance 1e-9.
 //   7 two iterate() calls of both learners from one seed (small MDP): the CUDA rollout's inputs, rewards and
@@ -343,18 +343,18 @@ TEST_F(GpuLearner, TrpoStepMatchesCpu) {
     GpuSide g(b);
     TrpoConfig cfg;
     cfg.max_kl = max_kl;
-    const TrpoStats sc = trpo_step(c.obj, cfg);
-    const TrpoStats sg = trpo_step(g.obj, cfg);
+    const UpdateStats sc = trpo_step(c.obj, cfg);
+    const UpdateStats sg = trpo_step(g.obj, cfg);
     const std::vector<float> pg = g.host_params();
     const double step_err = rel_err(minus(pg, b.params), minus(c.params, b.params));
-    std::cout << "  max_kl " << max_kl << ": cpu " << trpo_status_name(sc.status) << " after " << sc.backtracks
-              << " tries, KL " << sc.kl << ", gain " << sc.surrogate_gain << "; gpu " << trpo_status_name(sg.status)
-              << " after " << sg.backtracks << ", KL " << sg.kl << ", gain " << sg.surrogate_gain << "; step rel "
+    std::cout << "  max_kl " << max_kl << ": cpu " << update_status_name(sc.status) << " after " << sc.steps
+              << " tries, KL " << sc.kl << ", gain " << sc.surrogate_gain << "; gpu " << update_status_name(sg.status)
+              << " after " << sg.steps << ", KL " << sg.kl << ", gain " << sg.surrogate_gain << "; step rel "
               << step_err << "\n";
     EXPECT_EQ(sg.status, sc.status);
-    EXPECT_EQ(sg.backtracks, sc.backtracks);
+    EXPECT_EQ(sg.steps, sc.steps);
     EXPECT_EQ(sg.cg_iterations, sc.cg_iterations);
-    ASSERT_EQ(sc.status, TrpoStatus::kAccepted) << "the synthetic batch should give an accepted step";
+    ASSERT_EQ(sc.status, UpdateStatus::kAccepted) << "the synthetic batch should give an accepted step";
     EXPECT_LE(sg.kl, cfg.max_kl);
     EXPECT_NEAR(sg.kl, sc.kl, 2e-2 * sc.kl);
     EXPECT_NEAR(sg.surrogate_gain, sc.surrogate_gain, 2e-2 * std::abs(sc.surrogate_gain));
@@ -372,19 +372,19 @@ TEST_F(GpuLearner, PpoUpdateMatchesCpu) {
   PpoConfig cfg;
   cfg.epochs = 3;
   cfg.minibatches = 4;
-  const TrpoStats sc = ppo_update(c.obj, cfg, 3, 2);
-  const TrpoStats sg = ppo_update(g.obj, cfg, 3, 2);
+  const UpdateStats sc = ppo_update(c.obj, cfg, 3, 2);
+  const UpdateStats sg = ppo_update(g.obj, cfg, 3, 2);
   const std::vector<float> pg = g.host_params();
   const double step_err = rel_err(minus(pg, b.params), minus(c.params, b.params));
-  std::cout << "  cpu " << trpo_status_name(sc.status) << " " << sc.backtracks << " epochs, KL " << sc.kl << "; gpu "
-            << trpo_status_name(sg.status) << " " << sg.backtracks << " epochs, KL " << sg.kl << "; step rel " << step_err
+  std::cout << "  cpu " << update_status_name(sc.status) << " " << sc.steps << " epochs, KL " << sc.kl << "; gpu "
+            << update_status_name(sg.status) << " " << sg.steps << " epochs, KL " << sg.kl << "; step rel " << step_err
             << "; Adam steps cpu " << c.adam.t << " gpu " << g.adam.t << "; surrogate before cpu " << sc.surrogate_before
             << " gpu " << sg.surrogate_before << "; mismatch cpu " << c.obj.rollout_mismatch() << " gpu "
             << g.obj.rollout_mismatch() << "\n";
   EXPECT_NEAR(sg.surrogate_before, sc.surrogate_before, 1e-9 * (1.0 + std::abs(sc.surrogate_before)));
   EXPECT_LT(g.obj.rollout_mismatch(), 1e-5);
   EXPECT_EQ(sg.status, sc.status);
-  EXPECT_EQ(sg.backtracks, sc.backtracks);
+  EXPECT_EQ(sg.steps, sc.steps);
   EXPECT_EQ(g.adam.t, c.adam.t);
   EXPECT_NEAR(sg.kl, sc.kl, 1e-2 * sc.kl + 1e-9);
   EXPECT_LE(step_err, 2e-3);
@@ -511,7 +511,7 @@ TEST_P(GpuLearnerIterations, TwoIterationsMatchTheCpuLearner) {
     std::cout << "  " << cfg.algo << " iteration " << it << ": " << differ << " of " << N * T
               << " actions differ; mean return cpu " << sc.mean_return << " gpu " << sg.mean_return << "; entropy "
               << sc.entropy << " / " << sg.entropy << "; ev " << sc.explained_variance << " / " << sg.explained_variance
-              << "; update " << trpo_status_name(sc.update.status) << " / " << trpo_status_name(sg.update.status)
+              << "; update " << update_status_name(sc.update.status) << " / " << update_status_name(sg.update.status)
               << ", KL " << sc.update.kl << " / " << sg.update.kl << "; baseline loss " << sc.baseline_loss << " / "
               << sg.baseline_loss << "; mismatch " << sc.rollout_mismatch << " / " << sg.rollout_mismatch
               << "; policy step rel " << pol_err << ", baseline step rel " << base_err << "\n";
@@ -526,7 +526,7 @@ TEST_P(GpuLearnerIterations, TwoIterationsMatchTheCpuLearner) {
     EXPECT_NEAR(sg.entropy, sc.entropy, 1e-5 * sc.entropy);
     EXPECT_NEAR(sg.explained_variance, sc.explained_variance, 1e-4);
     EXPECT_EQ(sg.update.status, sc.update.status);
-    EXPECT_EQ(sg.update.backtracks, sc.update.backtracks);
+    EXPECT_EQ(sg.update.steps, sc.update.steps);
     EXPECT_NEAR(sg.update.kl, sc.update.kl, 2e-2 * sc.update.kl + 1e-9);
     EXPECT_NEAR(sg.baseline_loss, sc.baseline_loss, 1e-3 * sc.baseline_loss);
     EXPECT_LT(sg.rollout_mismatch, 1e-5);

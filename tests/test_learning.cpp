@@ -29,7 +29,7 @@ TEST(Learning, SmallBanditPolicyBeatsEveryMemorylessPolicy) {
   double first_return = 0.0, last_return = 0.0;
   for (int64_t i = 0; i < cfg.iterations; ++i) {
     const IterationStats s = learner->iterate();
-    ASSERT_NE(s.update.status, TrpoStatus::kNonFinite) << "iteration " << i;
+    ASSERT_NE(s.update.status, UpdateStatus::kNonFinite) << "iteration " << i;
     if (i == 0) first_return = s.mean_return;
     last_return = s.mean_return;
   }

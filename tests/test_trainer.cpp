@@ -238,8 +238,8 @@ TEST(Trainer, AcceptedStepKeepsKlWithinLimitAndImproves) {
   CpuPolicyObjective obj(NetShape{f.shape, false, {}}, params, f.batch(), c1, c2, probs, sa, sb, terms);
   TrpoConfig cfg;
   cfg.max_kl = 0.01;
-  const TrpoStats s = trpo_step(obj, cfg);
-  ASSERT_EQ(s.status, TrpoStatus::kAccepted) << s.reason;
+  const UpdateStats s = trpo_step(obj, cfg);
+  ASSERT_EQ(s.status, UpdateStatus::kAccepted) << s.reason;
   EXPECT_LE(s.kl, cfg.max_kl);
   EXPECT_GT(s.surrogate_gain, 0.0);
   const SurrogateKl now = obj.surrogate_kl();  // at the accepted parameters
@@ -255,8 +255,8 @@ TEST(Trainer, NonFiniteLossNeverChangesParameters) {
   std::vector<double> terms;
   NetCache c1, c2;
   CpuPolicyObjective obj(NetShape{f.shape, false, {}}, params, f.batch(), c1, c2, probs, sa, sb, terms);
-  const TrpoStats s = trpo_step(obj, TrpoConfig{});
-  EXPECT_EQ(s.status, TrpoStatus::kNonFinite);
+  const UpdateStats s = trpo_step(obj, TrpoConfig{});
+  EXPECT_EQ(s.status, UpdateStatus::kNonFinite);
   EXPECT_EQ(params, f.params);
 }
 
@@ -393,22 +393,22 @@ TEST(Trainer, PpoUpdateImprovesAndNonFiniteChangesNothing) {
   {
     CpuPolicyObjective obj(NetShape{f.shape, false, {}}, params, f.batch(), c1, c2, probs, sa, sb, terms);
     obj.set_adam(&adam);
-    const TrpoStats s = ppo_update(obj, cfg, 1, 0);
-    ASSERT_EQ(s.status, TrpoStatus::kAccepted) << s.reason;
+    const UpdateStats s = ppo_update(obj, cfg, 1, 0);
+    ASSERT_EQ(s.status, UpdateStatus::kAccepted) << s.reason;
     EXPECT_GT(s.surrogate_gain, 0.0);
     EXPECT_GT(s.kl, 0.0);
-    EXPECT_GE(s.backtracks, 1);
+    EXPECT_GE(s.steps, 1);
     // Every pass but the last kept KL <= 1.5 target; one Adam pass at lr 1e-3 adds little more here.
     EXPECT_LT(s.kl, 3.0 * cfg.target_kl);
     EXPECT_NE(params, f.params);
-    EXPECT_EQ(adam.t, static_cast<int64_t>(s.backtracks) * cfg.minibatches);
+    EXPECT_EQ(adam.t, static_cast<int64_t>(s.steps) * cfg.minibatches);
   }
   f.adv[3] = std::numeric_limits<float>::quiet_NaN();
   params = f.params;
   AdamState fresh;
   CpuPolicyObjective obj(NetShape{f.shape, false, {}}, params, f.batch(), c1, c2, probs, sa, sb, terms);
   obj.set_adam(&fresh);
-  EXPECT_EQ(ppo_update(obj, cfg, 1, 0).status, TrpoStatus::kNonFinite);
+  EXPECT_EQ(ppo_update(obj, cfg, 1, 0).status, UpdateStatus::kNonFinite);
   EXPECT_EQ(params, f.params);
 }
 

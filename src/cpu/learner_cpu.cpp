@@ -85,7 +85,7 @@ class CpuLearner final : public Learner {
       s.update = trpo_step(obj, cfg_.trpo);
     }
     s.rollout_mismatch = obj.rollout_mismatch();
-    st_.nonfinite_in_a_row = s.update.status == TrpoStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
+    st_.nonfinite_in_a_row = s.update.status == UpdateStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
     s.seconds_policy = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();

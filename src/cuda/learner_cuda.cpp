@@ -672,7 +672,7 @@ class CudaLearner final : public Learner {
       s.update = trpo_step(obj_, cfg_.trpo);
     }
     s.rollout_mismatch = obj_.rollout_mismatch();
-    const int32_t nonfinite = s.update.status == TrpoStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
+    const int32_t nonfinite = s.update.status == UpdateStatus::kNonFinite ? st_.nonfinite_in_a_row + 1 : 0;
     s.seconds_policy = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();

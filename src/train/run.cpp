@@ -340,8 +340,8 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     m["surrogate_gain"] = s.update.surrogate_gain;
     m["entropy"] = s.entropy;
     m["explained_variance"] = s.explained_variance;
-    m[cfg.algo == "ppo" ? "epochs" : "line_search_steps"] = s.update.backtracks;
-    m["status"] = trpo_status_name(s.update.status);
+    m[cfg.algo == "ppo" ? "epochs" : "line_search_steps"] = s.update.steps;
+    m["status"] = update_status_name(s.update.status);
     m["cg_iterations"] = s.update.cg_iterations;
     m["rollout_logp_mismatch"] = s.rollout_mismatch;
     m["baseline_loss"] = std::isfinite(s.baseline_loss) ? nlohmann::json(s.baseline_loss) : nlohmann::json(nullptr);
@@ -361,7 +361,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     char line[256];
     std::snprintf(line, sizeof line, "iter %lld/%lld  %.3g env-steps/s  return %.3f  KL %.4f  %s  ETA %s",
                   static_cast<long long>(st.iteration), static_cast<long long>(cfg.iterations), m["env_steps_per_s"].get<double>(),
-                  s.mean_return, s.update.kl, trpo_status_name(s.update.status),
+                  s.mean_return, s.update.kl, update_status_name(s.update.status),
                   format_duration(per_iter * static_cast<double>(cfg.iterations - st.iteration)).c_str());
     if (tty) {
       log << "\r" << line << "\x1b[K" << (last ? "\n" : "") << std::flush;
@@ -370,7 +370,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       log << line << "\n" << std::flush;
       last_line = std::chrono::steady_clock::now();
     }
-    if (s.update.status == TrpoStatus::kNonFinite) {
+    if (s.update.status == UpdateStatus::kNonFinite) {
       log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.update.reason << "\n";
       if (st.nonfinite_in_a_row >= opt.max_nonfinite) {
         save_checkpoint(ckpt, cfg, st);

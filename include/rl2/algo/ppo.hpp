@@ -55,10 +55,10 @@ RL2_HD inline double ppo_step_grad(const float* p, int32_t A, int32_t act, doubl
 }
 
 template <class Be>
-TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iteration) {
+UpdateStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iteration) {
   using Vec = typename Be::Vec;
-  TrpoStats st;
-  st.status = TrpoStatus::kAccepted;
+  UpdateStats st;
+  st.status = UpdateStatus::kAccepted;
   st.surrogate_before = be.surrogate_old();
   const int64_t n = be.trials();
   const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg.minibatches, n));
@@ -68,7 +68,7 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
   be.get_params(old_params);
   auto non_finite = [&](const char* why) {
     be.set_params(old_params);  // a non-finite loss never changes the parameters
-    st.status = TrpoStatus::kNonFinite;
+    st.status = UpdateStatus::kNonFinite;
     st.reason = why;
     return st;
   };
@@ -92,7 +92,7 @@ TrpoStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iterat
       }
       be.adam_ascent(grad, cfg.lr);
     }
-    st.backtracks = epoch + 1;  // reported as epochs run
+    st.steps = epoch + 1;  // reported as epochs run
     if (kl_sum / static_cast<double>(mb_count) > 1.5 * cfg.target_kl) break;
   }
   const SurrogateKl now = be.surrogate_kl();

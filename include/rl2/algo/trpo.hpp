@@ -17,9 +17,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <string>
 
 #include "rl2/algo/cg.hpp"
+#include "rl2/algo/update.hpp"
 
 namespace rl2 {
 
@@ -31,28 +31,6 @@ struct TrpoConfig {
   int max_backtracks = 15;
 };
 
-struct SurrogateKl {
-  double surrogate = 0.0;
-  double kl = 0.0;
-};
-
-enum class TrpoStatus { kAccepted, kRejected, kNonFinite };
-
-struct TrpoStats {
-  TrpoStatus status = TrpoStatus::kRejected;
-  double surrogate_before = 0.0;
-  double surrogate_gain = 0.0;  // L(new) - L(old), 0 when not accepted
-  double kl = 0.0;              // mean KL of the accepted step (0 when none)
-  double expected_gain = 0.0;   // g . step of the full step
-  int backtracks = 0;           // line-search tries used
-  int cg_iterations = 0;
-  double cg_residual = 0.0;
-  std::string reason;           // why a step was skipped or rejected
-  // Wall time of the phases (TRPO; 0 for PPO): the surrogate's gradient, conjugate gradient with its
-  // Fisher-vector products (and the step's curvature), the line search with its surrogate/KL passes.
-  double seconds_gradient = 0.0, seconds_cg = 0.0, seconds_line_search = 0.0;
-};
-
 namespace detail {
 // Adds the seconds since `t0` to `acc` and restarts t0.
 inline void lap(std::chrono::steady_clock::time_point& t0, double& acc) {
@@ -62,21 +40,17 @@ inline void lap(std::chrono::steady_clock::time_point& t0, double& acc) {
 }
 }  // namespace detail
 
-inline const char* trpo_status_name(TrpoStatus s) {
-  return s == TrpoStatus::kAccepted ? "accepted" : s == TrpoStatus::kRejected ? "rejected" : "non-finite";
-}
-
 template <class Be>
-TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
+UpdateStats trpo_step(Be& be, const TrpoConfig& cfg) {
   using Vec = typename Be::Vec;
-  TrpoStats st;
+  UpdateStats st;
   auto t0 = std::chrono::steady_clock::now();
   Vec grad = be.make_vec();
   st.surrogate_before = be.surrogate_grad(grad);
   const double gg = be.dot(grad, grad);
   detail::lap(t0, st.seconds_gradient);
   if (!std::isfinite(st.surrogate_before) || !std::isfinite(gg)) {
-    st.status = TrpoStatus::kNonFinite;
+    st.status = UpdateStatus::kNonFinite;
     st.reason = "non-finite surrogate or gradient";
     return st;
   }
@@ -97,7 +71,7 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
   const double shs = 0.5 * be.dot(dir, tmp);  // 0.5 x^T F x: the KL model of step x
   detail::lap(t0, st.seconds_cg);
   if (!cg.finite || !std::isfinite(shs) || shs <= 0.0) {
-    st.status = TrpoStatus::kNonFinite;
+    st.status = UpdateStatus::kNonFinite;
     st.reason = "non-finite or non-positive curvature in conjugate gradient";
     return st;
   }
@@ -108,14 +82,14 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
   Vec candidate = be.make_vec();
   double frac = 1.0;
   for (int k = 0; k < cfg.max_backtracks; ++k, frac *= cfg.backtrack_ratio) {
-    st.backtracks = k + 1;
+    st.steps = k + 1;
     be.copy(old_params, candidate);
     be.axpy(frac * scale, dir, candidate);
     be.set_params(candidate);
     const SurrogateKl s = be.surrogate_kl();
     if (std::isfinite(s.surrogate) && std::isfinite(s.kl) && s.kl <= cfg.max_kl && s.surrogate > st.surrogate_before) {
       detail::lap(t0, st.seconds_line_search);
-      st.status = TrpoStatus::kAccepted;
+      st.status = UpdateStatus::kAccepted;
       st.surrogate_gain = s.surrogate - st.surrogate_before;
       st.kl = s.kl;
       return st;
@@ -123,7 +97,7 @@ TrpoStats trpo_step(Be& be, const TrpoConfig& cfg) {
   }
   be.set_params(old_params);
   detail::lap(t0, st.seconds_line_search);
-  st.status = TrpoStatus::kRejected;
+  st.status = UpdateStatus::kRejected;
   st.reason = "line search found no step that improves the surrogate within the KL limit";
   return st;
 }

@@ -51,7 +51,7 @@ struct IterationStats {
   double explained_variance = 0.0;  // of the baseline's values on the batch's returns, before its fit
   double baseline_loss = 0.0;       // mean squared error (normalised targets) after the fit
   double rollout_mismatch = 0.0;    // max |log pi training path - log pi rollout| at theta_old
-  TrpoStats update;  // the policy update (TRPO; for PPO `backtracks` counts epochs)
+  UpdateStats update;  // the policy update (TRPO or PPO)
   double seconds_rollout = 0.0, seconds_policy = 0.0, seconds_baseline = 0.0;
 };
 
