@@ -4,21 +4,14 @@
 // sums of conv_backward/linear_backward (backward). tests/gpu_encoder_parity.cpp checks them, with
 // cuDNN and cuBLAS, against encoder_forward_ref / encoder_backward_ref in double.
 #include "cuda/cuda_check.hpp"
+#include "launch.cuh"
 #include "encoder.cuh"
 
 namespace rl2 {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535 * 32;
-
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 1 ? 1 : b < kMaxBlocks ? b : kMaxBlocks);
-}
-
-#define RL2_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+using kern::blocks_for;
+using kern::kThreads;
 
 // One thread per element e of the [rows, channels·inner] block (row r, column j).
 __global__ void bias_relu_kernel(const BiasReluArgs a) {

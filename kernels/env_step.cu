@@ -1,11 +1,12 @@
 // Batched environment kernels: one thread per trial, grid-stride over the batch.
 // The body is the environment's RL2_HD reset/step/observe (include/rl2/env/*.hpp), shared with the
 // CPU loop in src/cpu/env_batch_cpu.cpp. Environments with a per-column renderer (the maze) leave the
-// observation to env_render_kernel: a block of kRenderTrials x W threads, one trial per row of the
+// observation to the render kernel of launch.cuh: a block of kRenderTrials x W threads, one trial per row of the
 // block and one column (ray) per thread, calling the render_column that the CPU's observe() loops
 // over. Built with -fmad=false and IEEE division/sqrt (no fast math) so every float matches the CPU
 // bit for bit (tests/gpu_env_parity.cpp).
 #include "env_step.cuh"
+#include "launch.cuh"
 #include "rl2/env/bandit.hpp"
 #include "rl2/env/maze.hpp"
 #include "rl2/env/tabular_mdp.hpp"
@@ -14,26 +15,14 @@
 namespace rl2 {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kRenderTrials = 8;  // trials per block of the render kernel
-
-int blocks_for(int64_t n, int per_block = kThreads) {
-  const int64_t b = (n + per_block - 1) / per_block;
-  return static_cast<int>(b < 65535 * 32 ? b : 65535 * 32);
-}
-
-template <class Env>
-concept ColumnRendered = requires(const typename Env::Params& p, const float* task, const typename Env::State& s,
-                                  float* obs) {
-  Env::kWidth;
-  Env::render_column(p, task, s, 0, obs);
-};
+using kern::blocks_for;
+using kern::kThreads;
 
 template <class Env>
 __global__ void env_reset_kernel(const EnvKernelArgs<Env> a) {
   const int64_t task_size = Env::task_size(a.params);
   const int64_t obs_size = Env::obs_size(a.params);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+  RL2_GRID_STRIDE(i, a.trials) {
     Env::sample_task(a.params, a.seed, a.first_trial + static_cast<uint64_t>(i), a.tasks + i * task_size);
     typename Env::State st;
     Env::reset(a.params, a.tasks + i * task_size, st);
@@ -49,7 +38,7 @@ __global__ void env_step_kernel(const EnvKernelArgs<Env> a) {
   const int64_t task_size = Env::task_size(a.params);
   const int64_t obs_size = Env::obs_size(a.params);
   const int32_t num_actions = Env::num_actions(a.params);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+  RL2_GRID_STRIDE(i, a.trials) {
     const int32_t act = a.actions[i];
     if (act < 0 || act >= num_actions) {
       *a.error_flag = 1;
@@ -68,25 +57,15 @@ template <class Env>
 __global__ void env_observe_kernel(const EnvKernelArgs<Env> a) {
   const int64_t task_size = Env::task_size(a.params);
   const int64_t obs_size = Env::obs_size(a.params);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x)
+  RL2_GRID_STRIDE(i, a.trials)
     Env::observe(a.params, a.tasks + i * task_size, a.states[i], a.obs + i * obs_size);
-}
-
-// threadIdx.x: the column; threadIdx.y: the trial within the block.
-template <class Env>
-__global__ void env_render_kernel(const EnvKernelArgs<Env> a) {
-  const int64_t task_size = Env::task_size(a.params);
-  const int64_t obs_size = Env::obs_size(a.params);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.y} + threadIdx.y; i < a.trials; i += int64_t{gridDim.x} * blockDim.y)
-    Env::render_column(a.params, a.tasks + i * task_size, a.states[i], static_cast<int32_t>(threadIdx.x),
-                       a.obs + i * obs_size);
 }
 
 template <class Env>
 void launch_render(const EnvKernelArgs<Env>& args, cudaStream_t stream) {
   if constexpr (ColumnRendered<Env>) {
-    env_render_kernel<Env><<<blocks_for(args.trials, kRenderTrials), dim3(Env::kWidth, kRenderTrials), 0, stream>>>(args);
-    RL2_CUDA_CHECK(cudaGetLastError());
+    kern::launch_render_rows<Env>(args.params, args.trials, args.tasks, args.states, args.obs, Env::obs_size(args.params),
+                                  stream);
   }
 }
 

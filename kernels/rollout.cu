@@ -4,7 +4,7 @@
 //     environment's RL2_HD sample_task/reset/step/observe (include/rl2/env/*.hpp, the code the CPU batch
 //     loops over) followed by rl2::encode_input (policy.hpp), so the logged inputs match the CPU bit for bit.
 //     The step kernel also keeps the CPU's finished-trial bookkeeping (episodes done per trial, the mask).
-//   rollout_env_render_kernel (the maze): blocks of 8 trials x 40 threads, one thread per column, calling the
+//   the render kernel of launch.cuh (the maze): blocks of 8 trials x 40 threads, one thread per column, calling the
 //     Maze::render_column that the CPU's observe() loops over, writing straight into x_{t+1}'s image part
 //     (the first obs_size floats of the row, [3, 30, 40] as encode_input would copy them).
 //   gru_gates_kernel: one thread per (network, trial, hidden unit); consecutive threads take consecutive
@@ -15,6 +15,7 @@
 //     (softmax.hpp, the CPU rollout's own code) with u = u01(philox_bits(seed, trial, t, kAction, 0).v[0]).
 // Built like the environment kernels with -fmad=false and IEEE division (CMakeLists.txt), so the env and
 // encoding match the CPU exactly; the GRU and heads match to float rounding (tests/gpu_rollout_parity.cpp).
+#include "launch.cuh"
 #include "rollout.cuh"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/bandit.hpp"
@@ -26,15 +27,9 @@
 namespace rl2 {
 namespace {
 
-constexpr int kThreads = 256;
+using kern::blocks_for;
+using kern::kThreads;
 constexpr int kHeadWarps = 4;  // trials per block of the head kernel
-constexpr int kRenderTrials = 8;  // trials per block of the render kernel (as kernels/env_step.cu)
-constexpr int64_t kMaxBlocks = 65535 * 32;
-
-int blocks_for(int64_t n, int per_block) {
-  const int64_t b = (n + per_block - 1) / per_block;
-  return static_cast<int>(b < kMaxBlocks ? b : kMaxBlocks);
-}
 
 template <class Env>
 __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
@@ -42,14 +37,14 @@ __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
   const int64_t task_size = Env::task_size(a.params);
   const int64_t obs_size = Env::obs_size(a.params);
   const int64_t I = a.layout.size();
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+  RL2_GRID_STRIDE(i, a.trials) {
     float* task = a.tasks + i * task_size;
     Env::sample_task(a.params, run.seed, run.first_trial + static_cast<uint64_t>(i), task);
     typename Env::State st;
     Env::reset(a.params, task, st);
     a.states[i] = st;
     a.episodes_done[i] = 0;
-    if constexpr (RolloutRendered<Env>) {
+    if constexpr (ColumnRendered<Env>) {
       // The view comes from rollout_env_render_kernel; here only [onehot(none), 0, 0] after the image.
       encode_input(InputLayout{0, a.layout.actions}, nullptr, -1, 0.0f, 0.0f, a.x_next + i * I + obs_size);
     } else {
@@ -66,7 +61,7 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
   const int64_t task_size = Env::task_size(a.params);
   const int64_t obs_size = Env::obs_size(a.params);
   const int64_t I = a.layout.size();
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.trials; i += int64_t{gridDim.x} * blockDim.x) {
+  RL2_GRID_STRIDE(i, a.trials) {
     const float* task = a.tasks + i * task_size;
     const int32_t act = a.actions[i];  // drawn by the head kernel, always in [0, A)
     typename Env::State st = a.states[i];
@@ -80,7 +75,7 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
     a.mask[i] = live ? 1.0f : 0.0f;
     if (live && out.done) a.episodes_done[i] = done_before + 1;
     if (a.x_next) {
-      if constexpr (RolloutRendered<Env>) {
+      if constexpr (ColumnRendered<Env>) {
         encode_input(InputLayout{0, a.layout.actions}, nullptr, act, out.reward, static_cast<float>(out.done),
                      a.x_next + i * I + obs_size);
       } else {
@@ -90,17 +85,6 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
       }
     }
   }
-}
-
-// threadIdx.x: the column; threadIdx.y: the trial within the block. Reads the states the reset or step
-// kernel just wrote (same stream, launched after it).
-template <class Env>
-__global__ void rollout_env_render_kernel(const RolloutEnvArgs<Env> a) {
-  const int64_t task_size = Env::task_size(a.params);
-  const int64_t I = a.layout.size();
-  for (int64_t i = blockIdx.x * int64_t{blockDim.y} + threadIdx.y; i < a.trials; i += int64_t{gridDim.x} * blockDim.y)
-    Env::render_column(a.params, a.tasks + i * task_size, a.states[i], static_cast<int32_t>(threadIdx.x),
-                       a.x_next + i * I);
 }
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
@@ -179,11 +163,11 @@ namespace {
 // The view of every trial into x_next's image part (rendered environments only; nothing after the last step).
 template <class Env>
 void launch_rollout_render(const RolloutEnvArgs<Env>& args, cudaStream_t stream) {
-  if constexpr (RolloutRendered<Env>) {
+  if constexpr (ColumnRendered<Env>) {
     if (!args.x_next) return;
-    rollout_env_render_kernel<Env>
-        <<<blocks_for(args.trials, kRenderTrials), dim3(Env::kWidth, kRenderTrials), 0, stream>>>(args);
-    RL2_CUDA_CHECK(cudaGetLastError());
+    // After the reset or step kernel on the same stream: it reads the states they just wrote.
+    kern::launch_render_rows<Env>(args.params, args.trials, args.tasks, args.states, args.x_next, args.layout.size(),
+                                  stream);
   }
 }
 

@@ -21,16 +21,6 @@
 
 namespace rl2 {
 
-// Environments whose observation is rendered one column per thread (the maze): the rollout's env kernels
-// write only the extra inputs (onehot(a), r, d) and a render kernel draws the view into x's image part,
-// instead of observe() + encode_input.
-template <class Env>
-concept RolloutRendered = requires(const typename Env::Params& p, const float* task, const typename Env::State& s,
-                                   float* obs) {
-  Env::kWidth;
-  Env::render_column(p, task, s, 0, obs);
-};
-
 // What changes from one run to the next, in device memory.
 struct RolloutRun {
   uint64_t seed;

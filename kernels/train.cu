@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cuda/cuda_check.hpp"
+#include "launch.cuh"
 #include "rl2/algo/gae.hpp"
 #include "rl2/algo/ppo.hpp"
 #include "rl2/policy/softmax.hpp"
@@ -14,16 +15,8 @@
 namespace rl2 {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535 * 32;
-
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 1 ? 1 : b < kMaxBlocks ? b : kMaxBlocks);
-}
-
-#define RL2_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+using kern::blocks_for;
+using kern::kThreads;
 
 // ---- reductions ---------------------------------------------------------------------------------------
 __device__ __forceinline__ bool is_max_op(ReduceOp op) { return op == ReduceOp::kMaxF64 || op == ReduceOp::kMaxAbsDiffF32; }

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.hpp"
 #include "numeric_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
@@ -44,21 +45,7 @@ using test::to_double;
 using test::VecD;
 using test::VecF;
 
-// Why the encoder's GPU tests cannot run here ("" when they can).
-std::string encoder_skip_reason() {
-#if !defined(RL2_WITH_CUDNN)
-  return "built without cuDNN (no CUDA or no cuDNN at build time): CudnnEncoder is not built";
-#else
-  return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
-#endif
-}
-
-class GpuEncoder : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (const std::string why = encoder_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuEncoder : public test::CudnnTest {};
 
 #if defined(RL2_WITH_CUDNN)
 constexpr EncoderShape kMaze{};                                // 3×30×40, 16 filters 5×5 stride 2, 256 + 32
@@ -362,7 +349,7 @@ TEST_F(GpuEncoder, RejectsRowsOutsideTheContract) {
 // (f1, f2 and y of every row).
 TEST(GpuEncoderBytes, GrowsWithRowsAndCoversTheActivations) {
 #if !defined(RL2_WITH_CUDNN)
-  GTEST_SKIP() << encoder_skip_reason();
+  GTEST_SKIP() << test::cudnn_skip_reason();
 #else
   for (const EncoderShape& s : {kMaze, kAwkward}) {
     SCOPED_TRACE(name(s));

@@ -28,6 +28,7 @@
 #include <string>
 #include <tuple>
 
+#include "gpu_test_util.hpp"
 #include "numeric_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
@@ -164,30 +165,11 @@ void print_lin_layers(const CudnnGru& gru) {
 }
 #endif
 
-// Why the learner's GPU tests cannot run here ("" when they can): one reason for every fixture.
-std::string learner_skip_reason() {
-#if !defined(RL2_WITH_CUDNN)
-  return "built without the CUDA learner (no CUDA or no cuDNN at build time)";
-#else
-  return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
-#endif
-}
-
-class GpuLearner : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuLearner : public test::CudnnTest {};
 
 // ---- 1: cuDNN's GRU and the head against the CPU network ------------------------------------------------
 // (I, H, O, T, N): bandit-like, GRU-256, MDP-like input, a single step of a single trial (baseline head).
-class GpuNetParity : public ::testing::TestWithParam<std::tuple<int32_t, int32_t, int32_t, int64_t, int64_t>> {
- protected:
-  void SetUp() override {
-    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuNetParity : public test::CudnnTestWithParam<std::tuple<int32_t, int32_t, int32_t, int64_t, int64_t>> {};
 
 TEST_P(GpuNetParity, ForwardBackwardAndWeightSpaceRoundTrip) {
 #if defined(RL2_WITH_CUDNN)
@@ -476,12 +458,7 @@ void expect_env_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t first
 #endif
 
 // ---- 7: whole iterations of both learners ---------------------------------------------------------------------
-class GpuLearnerIterations : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    if (const std::string why = learner_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuLearnerIterations : public test::CudnnTestWithParam<std::string> {};
 
 TEST_P(GpuLearnerIterations, TwoIterationsMatchTheCpuLearner) {
 #if defined(RL2_WITH_CUDNN)

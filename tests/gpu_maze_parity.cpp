@@ -31,6 +31,7 @@
 #include <string>
 #include <tuple>
 
+#include "gpu_test_util.hpp"
 #include "numeric_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
@@ -51,21 +52,7 @@ namespace {
 
 using test::rel_err;
 
-// Why the maze's GPU tests cannot run here ("" when they can): one reason for every fixture.
-std::string maze_skip_reason() {
-#if !defined(RL2_WITH_CUDNN)
-  return "built without the CUDA learner (no CUDA or no cuDNN at build time)";
-#else
-  return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
-#endif
-}
-
-class GpuMaze : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (const std::string why = maze_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuMaze : public test::CudnnTest {};
 
 // 5x5, 2 episodes of the shortest valid horizon (89), a pool of 4 mazes. Seed 7 with GRU-16 was chosen on
 // the CPU so that 6 of its first 24 trials finish early (332 masked steps): the mask is exercised.
@@ -208,12 +195,7 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
 
 // ---- a: the maze rollout against the CPU -------------------------------------------------------------------
 // (size, episodes, horizon, mazes, trials)
-class GpuMazeRollout : public ::testing::TestWithParam<std::tuple<int32_t, int32_t, int32_t, int32_t, int64_t>> {
- protected:
-  void SetUp() override {
-    if (const std::string why = maze_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuMazeRollout : public test::CudnnTestWithParam<std::tuple<int32_t, int32_t, int32_t, int32_t, int64_t>> {};
 
 TEST_P(GpuMazeRollout, MatchesCpuLoopWithNetStep) {
 #if defined(RL2_WITH_CUDNN)
@@ -363,12 +345,7 @@ int64_t expect_maze_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t f
 }
 #endif
 
-class GpuMazeIteration : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    if (const std::string why = maze_skip_reason(); !why.empty()) GTEST_SKIP() << why;
-  }
-};
+class GpuMazeIteration : public test::CudnnTestWithParam<std::string> {};
 
 TEST_P(GpuMazeIteration, OneIterationMatchesTheCpuLearner) {
 #if defined(RL2_WITH_CUDNN)

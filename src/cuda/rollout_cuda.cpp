@@ -109,7 +109,7 @@ class EnvPartT final : public EnvPart {
         tasks_(static_cast<size_t>(trials * Env::task_size(p))),
         states_(static_cast<size_t>(trials)),
         // A rendered view goes straight into x: no observation scratch.
-        obs_(RolloutRendered<Env> ? 0 : static_cast<size_t>(trials * Env::obs_size(p))),
+        obs_(ColumnRendered<Env> ? 0 : static_cast<size_t>(trials * Env::obs_size(p))),
         episodes_done_(static_cast<size_t>(trials)) {}
 
   void reset(float* x0, const RolloutRun* run, cudaStream_t s) override {

@@ -34,6 +34,15 @@ struct EnvConfig {
 
 EnvKind parse_env_kind(const std::string& name);  // throws InputError for an unknown name
 
+// Environments whose observation is drawn one column per thread (the maze): the CUDA kernels render their
+// view with render_column (kernels/launch.cuh) instead of calling observe() per trial.
+template <class Env>
+concept ColumnRendered = requires(const typename Env::Params& p, const float* task, const typename Env::State& s,
+                                  float* obs) {
+  Env::kWidth;
+  Env::render_column(p, task, s, 0, obs);
+};
+
 // Calls f(Env{}, params) with the concrete environment type of `cfg`.
 template <class F>
 decltype(auto) visit_env(const EnvConfig& cfg, F&& f) {

@@ -1,0 +1,37 @@
+// What the gpu-labelled tests of the cuDNN-based CUDA code share (the learner, the conv encoder, the maze
+// on the CUDA backend): why they cannot run here, and fixtures that skip with that reason.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "rl2/core/device.hpp"
+
+namespace rl2::test {
+
+// "" when a usable GPU is present and the build has cuDNN; else the reason, printed with the skip.
+inline std::string cudnn_skip_reason() {
+#if !defined(RL2_WITH_CUDNN)
+  return "built without cuDNN (no CUDA or no cuDNN at build time): the CUDA learner and encoder are not built";
+#else
+  return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
+#endif
+}
+
+class CudnnTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const std::string why = cudnn_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
+
+template <class Param>
+class CudnnTestWithParam : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = cudnn_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
+
+}  // namespace rl2::test
