@@ -150,8 +150,8 @@ class CpuLearner final : public Learner {
     const int32_t E = ec.episodes();
     std::vector<float> h(static_cast<size_t>(n * H), 0.0f), h_next(h.size());
     std::vector<float> xt(static_cast<size_t>(n * I)), logits(static_cast<size_t>(n * A_)), p(logits.size());
-    std::vector<int32_t> prev_a(static_cast<size_t>(n), -1), episodes_done(static_cast<size_t>(n), 0),
-        episode_steps(static_cast<size_t>(n), 0);
+    std::vector<int32_t> prev_a(static_cast<size_t>(n), -1);
+    std::vector<TrialTracker> trial(static_cast<size_t>(n));
     std::vector<float> prev_r(static_cast<size_t>(n), 0.0f), prev_d(static_cast<size_t>(n), 0.0f);
     std::vector<double> totals(static_cast<size_t>(n), 0.0);
     std::vector<int64_t> rows(static_cast<size_t>(n));
@@ -189,32 +189,21 @@ class CpuLearner final : public Learner {
       const float* r = env.rewards();
       const uint8_t* d = env.dones();
       for (int64_t i = 0; i < n; ++i) {
-        const bool live = episodes_done[i] < E;  // the trial had not finished before this step
         prev_a[i] = actions[i];
         prev_r[i] = r[i];
         prev_d[i] = d[i];
         totals[i] += r[i];
         if (record) {
           rewards_[t * n + i] = r[i];
-          mask_[t * n + i] = live ? 1.0f : 0.0f;
+          mask_[t * n + i] = trial[i].live(E) ? 1.0f : 0.0f;  // the trial had not finished before this step
         }
-        if (!live) continue;
-        if (ep && !ep->actions.empty()) ep->actions[i * T + t] = actions[i];
-        episode_steps[i] += 1;
-        if (d[i]) {
-          if (ep) {
-            ep->lengths[i * E + episodes_done[i]] = episode_steps[i];
-            ep->success[i * E + episodes_done[i]] = r[i] > 0.0f;
-          }
-          episode_steps[i] = 0;
-          episodes_done[i] += 1;
-        }
+        trial[i].count(ep, i, t, T, E, actions[i], r[i], d[i] != 0);
       }
       std::swap(h, h_next);
       if (record) continue;
       int64_t kept = 0;  // drop the rows of trials that just finished (their actions stay valid and unused)
       for (int64_t j = 0; j < m; ++j) {
-        if (episodes_done[rows[j]] == E) continue;
+        if (!trial[rows[j]].live(E)) continue;
         if (kept != j) std::copy(&h[j * H], &h[(j + 1) * H], &h[kept * H]);
         rows[kept++] = rows[j];
       }

@@ -598,21 +598,12 @@ class CudaLearner final : public Learner {
       // learner_cpu.cpp's bookkeeping: a trial is finished once its E episodes are done (a maze trial may
       // finish early; its later steps were played with reward 0 and count nowhere, and its actions stay -1).
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t g = start + i;
         double total = 0.0;
-        int32_t episodes_done = 0, episode_steps = 0;
+        TrialTracker trial;
         for (int64_t t = 0; t < T; ++t) {
           const int64_t k = t * n + i;
           total += rewards[k];
-          if (episodes_done >= E) continue;
-          if (keep_actions) out.actions[static_cast<size_t>(g * T + t)] = actions[k];
-          episode_steps += 1;
-          if (dones[k]) {
-            out.lengths[static_cast<size_t>(g * E + episodes_done)] = episode_steps;
-            out.success[static_cast<size_t>(g * E + episodes_done)] = rewards[k] > 0.0f;
-            episode_steps = 0;
-            episodes_done += 1;
-          }
+          trial.count(&out, start + i, t, T, E, actions[k], rewards[k], dones[k] != 0);
         }
         out.totals.push_back(total);
       }

@@ -95,4 +95,19 @@ std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
 #endif
 }
 
+void TrialTracker::count(EvalResult* ep, int64_t trial, int64_t t, int64_t T, int32_t episodes, int32_t action,
+                         float reward, bool done) {
+  if (!live(episodes)) return;
+  if (ep && !ep->actions.empty()) ep->actions[static_cast<size_t>(trial * T + t)] = action;
+  episode_steps += 1;
+  if (!done) return;
+  if (ep) {
+    const size_t e = static_cast<size_t>(trial * episodes + episodes_done);
+    ep->lengths[e] = episode_steps;
+    ep->success[e] = reward > 0.0f;
+  }
+  episode_steps = 0;
+  episodes_done += 1;
+}
+
 }  // namespace rl2

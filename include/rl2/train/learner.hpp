@@ -77,6 +77,18 @@ struct EvalResult {
   std::vector<int32_t> actions;  // [instances, trial_length] with keep_actions; -1 once the trial finished
 };
 
+// One evaluation trial's episode bookkeeping, shared by the backends. A trial is live until its E episodes
+// are done; each live step counts towards the current episode's length (and is kept in `ep->actions`
+// when that is sized), and a step with done ends the episode: its length, and success when the step
+// paid a positive reward. Steps after the trial finished count nowhere.
+struct TrialTracker {
+  int32_t episodes_done = 0, episode_steps = 0;
+  bool live(int32_t episodes) const { return episodes_done < episodes; }
+  // Counts step t (of T) of trial `trial` when it is live; ep may be nullptr (counting only).
+  void count(EvalResult* ep, int64_t trial, int64_t t, int64_t T, int32_t episodes, int32_t action, float reward,
+             bool done);
+};
+
 class Learner {
  public:
   virtual ~Learner() = default;
