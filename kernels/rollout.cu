@@ -45,7 +45,7 @@ __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
     a.states[i] = st;
     a.episodes_done[i] = 0;
     if constexpr (ColumnRendered<Env>) {
-      // The view comes from rollout_env_render_kernel; here only [onehot(none), 0, 0] after the image.
+      // The view comes from the render kernel (launch.cuh); here only [onehot(none), 0, 0] after the image.
       encode_input(InputLayout{0, a.layout.actions}, nullptr, -1, 0.0f, 0.0f, a.x_next + i * I + obs_size);
     } else {
       float* obs = a.obs + i * obs_size;
