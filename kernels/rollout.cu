@@ -31,12 +31,27 @@ using kern::blocks_for;
 using kern::kThreads;
 constexpr int kHeadWarps = 4;  // trials per block of the head kernel
 
+// Trial i's next input row x_next[i] = encode_input(observation, a, r, d) after a reset (a = -1, r = d = 0)
+// or a step. A column-rendered view (the maze) is drawn into the row's image part by the render kernel
+// that follows; here only [onehot(a), r, d] after it.
+template <class Env>
+__device__ void encode_next(const RolloutEnvArgs<Env>& a, int64_t i, const float* task, const typename Env::State& st,
+                            int32_t act, float reward, float done) {
+  const int64_t obs_size = Env::obs_size(a.params);
+  float* x = a.x_next + i * a.layout.size();
+  if constexpr (ColumnRendered<Env>) {
+    encode_input(InputLayout{0, a.layout.actions}, nullptr, act, reward, done, x + obs_size);
+  } else {
+    float* obs = a.obs + i * obs_size;
+    Env::observe(a.params, task, st, obs);
+    encode_input(a.layout, obs, act, reward, done, x);
+  }
+}
+
 template <class Env>
 __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
   const RolloutRun run = *a.run;
   const int64_t task_size = Env::task_size(a.params);
-  const int64_t obs_size = Env::obs_size(a.params);
-  const int64_t I = a.layout.size();
   RL2_GRID_STRIDE(i, a.trials) {
     float* task = a.tasks + i * task_size;
     Env::sample_task(a.params, run.seed, run.first_trial + static_cast<uint64_t>(i), task);
@@ -44,14 +59,7 @@ __global__ void rollout_env_reset_kernel(const RolloutEnvArgs<Env> a) {
     Env::reset(a.params, task, st);
     a.states[i] = st;
     a.episodes_done[i] = 0;
-    if constexpr (ColumnRendered<Env>) {
-      // The view comes from the render kernel (launch.cuh); here only [onehot(none), 0, 0] after the image.
-      encode_input(InputLayout{0, a.layout.actions}, nullptr, -1, 0.0f, 0.0f, a.x_next + i * I + obs_size);
-    } else {
-      float* obs = a.obs + i * obs_size;
-      Env::observe(a.params, task, st, obs);
-      encode_input(a.layout, obs, -1, 0.0f, 0.0f, a.x_next + i * I);  // no previous action at trial start
-    }
+    encode_next(a, i, task, st, -1, 0.0f, 0.0f);  // no previous action at trial start
   }
 }
 
@@ -59,8 +67,6 @@ template <class Env>
 __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
   const RolloutRun run = *a.run;
   const int64_t task_size = Env::task_size(a.params);
-  const int64_t obs_size = Env::obs_size(a.params);
-  const int64_t I = a.layout.size();
   RL2_GRID_STRIDE(i, a.trials) {
     const float* task = a.tasks + i * task_size;
     const int32_t act = a.actions[i];  // drawn by the head kernel, always in [0, A)
@@ -74,16 +80,7 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
     const bool live = done_before < a.episodes;
     a.mask[i] = live ? 1.0f : 0.0f;
     if (live && out.done) a.episodes_done[i] = done_before + 1;
-    if (a.x_next) {
-      if constexpr (ColumnRendered<Env>) {
-        encode_input(InputLayout{0, a.layout.actions}, nullptr, act, out.reward, static_cast<float>(out.done),
-                     a.x_next + i * I + obs_size);
-      } else {
-        float* obs = a.obs + i * obs_size;
-        Env::observe(a.params, task, st, obs);
-        encode_input(a.layout, obs, act, out.reward, static_cast<float>(out.done), a.x_next + i * I);
-      }
-    }
+    if (a.x_next) encode_next(a, i, task, st, act, out.reward, static_cast<float>(out.done));
   }
 }
 

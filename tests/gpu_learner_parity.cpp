@@ -403,7 +403,7 @@ TEST_F(GpuLearner, AdvantageKernelsMatchCpu) {
     DeviceBuffer<float> dr = to_device(rewards), draw = to_device(raw), dv(raw.size()), da(raw.size()), dret(raw.size());
     DeviceBuffer<double> scratch(raw.size());
     const double gev = cuda_compute_advantages(ctx, T, N, dr.data(), draw.data(), mean, sd, gamma, lambda, dv.data(),
-                                               da.data(), dret.data(), scratch.data());
+                                               da.data(), dret.data(), scratch.data(), ctx.step_mask(nullptr, T * N));
     const std::vector<float> gv = host(ctx, dv), ga = host(ctx, da), gr = host(ctx, dret);
     std::cout << "  T=" << T << " N=" << N << ": ev cpu " << ev << " gpu " << gev << ", adv rel " << rel_err(ga, adv) << "\n";
     EXPECT_EQ(std::memcmp(gv.data(), values.data(), values.size() * sizeof(float)), 0) << "values differ";

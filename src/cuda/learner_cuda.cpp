@@ -95,21 +95,19 @@ double CudaTrainContext::max(const double* x, int64_t n) {
 double CudaTrainContext::sum(const float* x, int64_t n, const float* mask) {
   return reduce(static_cast<int32_t>(ReduceOp::kSumF32), n, nullptr, x, nullptr, 0.0, mask);
 }
-double CudaTrainContext::active(const float* mask, int64_t n) {
-  return mask ? sum(mask, n) : static_cast<double>(n);  // a mask is 0 or 1: the sum is an exact count
+StepMask CudaTrainContext::step_mask(const float* mask, int64_t n) {
+  return StepMask{mask, mask ? sum(mask, n) : static_cast<double>(n)};  // a mask is 0 or 1: the sum is exact
 }
 double CudaTrainContext::dot(const float* a, const float* b, int64_t n) {
   return reduce(static_cast<int32_t>(ReduceOp::kDotF32), n, nullptr, a, b, 0.0);
 }
-double CudaTrainContext::variance(const float* x, int64_t n, const float* mask) {
-  const double count = active(mask, n);
-  const double mean = sum(x, n, mask) / count;
-  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF32), n, nullptr, x, nullptr, mean, mask) / count;
+double CudaTrainContext::variance(const float* x, int64_t n, const StepMask& steps) {
+  const double mean = sum(x, n, steps.mask) / steps.active;
+  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF32), n, nullptr, x, nullptr, mean, steps.mask) / steps.active;
 }
-double CudaTrainContext::variance(const double* x, int64_t n, const float* mask) {
-  const double count = active(mask, n);
-  const double mean = sum(x, n, mask) / count;
-  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF64), n, x, nullptr, nullptr, mean, mask) / count;
+double CudaTrainContext::variance(const double* x, int64_t n, const StepMask& steps) {
+  const double mean = sum(x, n, steps.mask) / steps.active;
+  return reduce(static_cast<int32_t>(ReduceOp::kSqDevF64), n, x, nullptr, nullptr, mean, steps.mask) / steps.active;
 }
 double CudaTrainContext::max_abs_diff(const float* a, const float* b, int64_t n, const float* mask, int64_t mask_width) {
   return reduce(static_cast<int32_t>(ReduceOp::kMaxAbsDiffF32), n, nullptr, a, b, 0.0, mask, mask_width);
@@ -248,10 +246,8 @@ CudaPolicyObjective::CudaPolicyObjective(CudaTrainContext& c, CudaNet& net, floa
   pm_ = DeviceBuffer<float>(static_cast<size_t>(n));
   tmp_ = DeviceBuffer<float>(static_cast<size_t>(n));
   ids_ = DeviceBuffer<int64_t>(static_cast<size_t>(b_.N));
-  recount_active();
+  active_ = ctx->step_mask(b_.mask, M_).active;
 }
-
-void CudaPolicyObjective::recount_active() { active_ = ctx->active(b_.mask, M_); }
 
 void CudaPolicyObjective::get_params(Vec& out) const {
   RL2_CUDA_CHECK(cudaMemcpyAsync(out.data(), params_, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice,
@@ -394,17 +390,18 @@ bool CudaPolicyObjective::adam_ascent(const Vec& grad, double lr) {
 // ---- advantages ---------------------------------------------------------------------------------------------
 double cuda_compute_advantages(CudaTrainContext& ctx, int64_t T, int64_t N, const float* rewards, const float* raw_values,
                                double return_mean, double return_std, double gamma, double lambda, float* values,
-                               float* adv, float* returns, double* scratch, const float* mask) {
+                               float* adv, float* returns, double* scratch, const StepMask& steps) {
+  const float* mask = steps.mask;
   const int64_t M = T * N;
   cudaStream_t s = ctx.stream();
   // Inactive steps: value 0 and reward 0 (a finished maze trial), so GAE leaves their adv and returns 0.
   launch_values(ValuesArgs{M, raw_values, return_mean, return_std, values, mask}, s);
   launch_gae(GaeArgs{T, N, rewards, values, gamma, lambda, adv, returns}, s);
-  const double var_ret = ctx.variance(returns, M, mask);
+  const double var_ret = ctx.variance(returns, M, steps);
   launch_residual(ResidualArgs{M, returns, values, scratch}, s);
-  const double ev = var_ret > 0.0 ? 1.0 - ctx.variance(scratch, M, mask) / var_ret : 0.0;
-  const double adv_mean = ctx.sum(adv, M, mask) / ctx.active(mask, M);
-  const double sd = std::sqrt(ctx.variance(adv, M, mask));
+  const double ev = var_ret > 0.0 ? 1.0 - ctx.variance(scratch, M, steps) / var_ret : 0.0;
+  const double adv_mean = ctx.sum(adv, M, mask) / steps.active;
+  const double sd = std::sqrt(ctx.variance(adv, M, steps));
   launch_standardise(StandardiseArgs{M, adv_mean, sd, adv, mask}, s);
   return ev;
 }
@@ -645,17 +642,17 @@ class CudaLearner final : public Learner {
     ctx_.synchronize();
     const std::vector<double> totals = to_host(totals_);
     s.mean_return = std::accumulate(totals.begin(), totals.end(), 0.0) / static_cast<double>(N_);  // the CPU's order
-    // Means over the active steps (the maze's finished trials; M without a mask).
-    const double active = ctx_.active(mask_, M);
-    if (mask_) obj_.recount_active();
+    // Means over the active steps (the maze's finished trials; M without a mask), counted once.
+    steps_ = ctx_.step_mask(mask_, M);
+    obj_.set_active_steps(steps_.active);
     launch_entropy(EntropyArgs{M, A_, rollout_.probs(), scratch_.data(), mask_}, stream);
-    s.entropy = ctx_.sum(scratch_.data(), M) / active;
+    s.entropy = ctx_.sum(scratch_.data(), M) / steps_.active;
     s.seconds_rollout = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();
     s.explained_variance = cuda_compute_advantages(ctx_, T_, N_, rollout_.rewards(), rollout_.values(), st_.return_mean,
                                                    st_.return_std, cfg_.gamma, cfg_.gae_lambda, values_.data(),
-                                                   adv_.data(), returns_.data(), scratch_.data(), mask_);
+                                                   adv_.data(), returns_.data(), scratch_.data(), steps_);
     if (cfg_.algo == "ppo") {
       obj_.set_adam(&pol_adam_);
       s.update = ppo_update(obj_, cfg_.ppo, cfg_.seed, st_.iteration);
@@ -691,8 +688,8 @@ class CudaLearner final : public Learner {
   double fit_baseline(double& ret_mean, double& ret_std) {
     const int64_t M = T_ * N_, I = layout_.size();
     cudaStream_t stream = ctx_.stream();
-    const double mean = ctx_.sum(returns_.data(), M, mask_) / ctx_.active(mask_, M);
-    const double sd = std::max(std::sqrt(ctx_.variance(returns_.data(), M, mask_)), 1e-3);
+    const double mean = ctx_.sum(returns_.data(), M, mask_) / steps_.active;
+    const double sd = std::max(std::sqrt(ctx_.variance(returns_.data(), M, steps_)), 1e-3);
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
     const int64_t P = baseline_.size();
     double last_loss = 0.0;
@@ -755,6 +752,7 @@ class CudaLearner final : public Learner {
   DeviceBuffer<float> mb_x_;                                   // [T, max minibatch, I]
   DeviceBuffer<float> mb_mask_;                                // [T, max minibatch] (the maze)
   const float* mask_;  // the rollout's [T, N] mask for the maze; nullptr (every step active) otherwise
+  StepMask steps_;     // this iteration's active steps (mask_ and their count), set after the rollout
   CudaPolicyObjective obj_;
 };
 

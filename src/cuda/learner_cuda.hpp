@@ -54,6 +54,13 @@ std::vector<T> to_host(const DeviceBuffer<T>& b) {
 }
 
 // ---- the handles and reductions every piece shares ------------------------------------------------------
+// The active steps of a batch: its mask (nullptr: every step active) and how many steps are active,
+// counted once per batch (CudaTrainContext::step_mask) and reused by every mean over the batch.
+struct StepMask {
+  const float* mask = nullptr;
+  double active = 0.0;
+};
+
 class CudaTrainContext {
  public:
   CudaTrainContext();  // a non-blocking stream, cuBLAS (FP32, no TF32) and cuDNN on it, reduction scratch
@@ -74,13 +81,13 @@ class CudaTrainContext {
   double max(const double* x, int64_t n);  // -inf when n = 0; NaN if any element is NaN
   double sum(const float* x, int64_t n, const float* mask = nullptr);
   double dot(const float* a, const float* b, int64_t n);
-  // mean, then the mean squared deviation (as the CPU's), over the active elements
-  double variance(const float* x, int64_t n, const float* mask = nullptr);
-  double variance(const double* x, int64_t n, const float* mask = nullptr);
+  // mean, then the mean squared deviation (as the CPU's), over the active elements of `steps`
+  double variance(const float* x, int64_t n, const StepMask& steps);
+  double variance(const double* x, int64_t n, const StepMask& steps);
   // NaN if any difference is NaN; element i counts when mask[i / mask_width] != 0
   double max_abs_diff(const float* a, const float* b, int64_t n, const float* mask = nullptr, int64_t mask_width = 1);
   int64_t count_nonfinite(const float* x, int64_t n);
-  double active(const float* mask, int64_t n);  // the number of active entries (n without a mask)
+  StepMask step_mask(const float* mask, int64_t n);  // counts the active entries (n without a mask)
 
  private:
   double reduce(int32_t op, int64_t n, const double* xd, const float* xf, const float* yf, double mean,
@@ -194,8 +201,8 @@ class CudaPolicyObjective : public CudaVecOps {
   // active steps of batch.mask.
   CudaPolicyObjective(CudaTrainContext& ctx, CudaNet& net, float* params, const CudaPolicyBatch& batch);
 
-  // The batch's arrays were rewritten in place (a new rollout): counts the active steps of the mask again.
-  void recount_active();
+  // The batch's arrays were rewritten in place (a new rollout): its active steps, as counted by the caller.
+  void set_active_steps(double active) { active_ = active; }
 
   double surrogate_grad(Vec& grad);  // at the current (old) parameters
   void fvp(const Vec& v, Vec& out);  // F v at the parameters of the last surrogate_grad
@@ -248,7 +255,7 @@ class CudaPolicyObjective : public CudaVecOps {
 // mask [T, N]: nullptr = every step active.
 double cuda_compute_advantages(CudaTrainContext& ctx, int64_t T, int64_t N, const float* rewards, const float* raw_values,
                                double return_mean, double return_std, double gamma, double lambda, float* values,
-                               float* adv, float* returns, double* scratch, const float* mask = nullptr);
+                               float* adv, float* returns, double* scratch, const StepMask& steps);
 
 // ---- the learner ----------------------------------------------------------------------------------------
 // Device bytes the CUDA learner needs for `cfg`: fixed (parameters, vectors, library handles) plus per
