@@ -1,6 +1,6 @@
 // Private helpers of the fast float CPU path (gru_cpu.cpp, encoder_cpu.cpp): row-major OpenBLAS wrappers
-// and the one parallel layout they share: n independent rows (trials, or steps) split into one contiguous
-// slab per OpenMP thread, each slab's GEMMs single-threaded.
+// and the one parallel layout they share: fixed units of work (trial chunks, row groups) spread over the
+// OpenMP threads, each unit's GEMMs single-threaded, partial sums per unit added in unit order.
 #pragma once
 
 #include <cblas.h>
@@ -12,9 +12,21 @@
 
 namespace rl2::cpu {
 
+// Every parallel loop of the CPU backend runs BLAS single-threaded: BLAS's own threading splits a call
+// in a way that depends on its thread count, and the CPU backend's results must not (core/chunks.hpp).
+// Set once, on the first call (never during static initialisation).
+inline void single_threaded_blas() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
 // Row-major C [m, n] = op(A) [m, k] op(B) [k, n] + beta C; op transposes when the flag is set.
 inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  single_threaded_blas();
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
@@ -22,6 +34,7 @@ inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
 
 // y [n] += column sums of the row-major A [m, n] (leading dimension lda); ones: [m] of 1.
 inline void add_col_sums(int64_t m, int64_t n, const float* a, int64_t lda, const float* ones, float* y) {
+  single_threaded_blas();
   cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), static_cast<int>(n), 1.0f, a, static_cast<int>(lda),
               ones, 1, 1.0f, y, 1);
 }
@@ -32,31 +45,40 @@ inline float* work(std::vector<float>& w, int64_t n) {
   return w.data();
 }
 
-// How many slabs for_slabs makes of n rows when a slab should hold at least min_rows of them.
-inline int slab_count(int64_t n, int64_t min_rows) {
-  return static_cast<int>(std::clamp<int64_t>(n / std::max<int64_t>(1, min_rows), 1, omp_get_max_threads()));
-}
-
-// Runs body(slab, r0, r1) on slabs [r0, r1) of n rows, slab in [0, slab_count(n, min_rows)), one slab per
-// OpenMP thread. The slabs' GEMMs run single-threaded: a pthreads OpenBLAS is set to one thread for the
-// region and restored after (an OpenMP OpenBLAS does that by itself inside a parallel region). With one
-// slab there is no region and BLAS keeps all its threads.
+// Runs body(unit, thread) for every unit in [0, count) on the OpenMP threads (dynamically: units may
+// differ in cost), thread in [0, omp_get_max_threads()) naming the caller's per-thread scratch. Units are
+// fixed by the caller from the problem alone (trial chunks, row groups), every BLAS call is made per unit
+// and single-threaded, and each unit writes only its own outputs and partial sums: which thread runs a
+// unit, and how many threads there are, changes no bit of the result.
 template <class F>
-void for_slabs(int64_t n, int64_t min_rows, F&& body) {
-  const int threads = slab_count(n, min_rows);
-  if (threads <= 1) {
-    body(0, int64_t{0}, n);
+void for_units(int64_t count, F&& body) {
+  if (count <= 1 || omp_get_max_threads() <= 1 || omp_in_parallel()) {
+    for (int64_t u = 0; u < count; ++u) body(u, 0);
     return;
   }
-  const bool pthreads_blas = openblas_get_parallel() == 1;
-  const int blas_threads = openblas_get_num_threads();
-  if (pthreads_blas) openblas_set_num_threads(1);
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t i = omp_get_thread_num(), k = omp_get_num_threads();
-    body(static_cast<int>(i), n * i / k, n * (i + 1) / k);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t u = 0; u < count; ++u) body(u, omp_get_thread_num());
+}
+
+// out [n] += Σ_u partials[u·stride .. u·stride + n) for u = 0 .. count-1 in that order (a float64 sum per
+// element, parallel over elements: each element's order is fixed).
+inline void add_partials(const float* partials, int64_t count, int64_t stride, int64_t n, float* out) {
+#pragma omp parallel for schedule(static) if (n * count >= (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    double s = 0.0;
+    for (int64_t u = 0; u < count; ++u) s += partials[u * stride + j];
+    out[j] = static_cast<float>(out[j] + s);
   }
-  if (pthreads_blas) openblas_set_num_threads(blas_threads);
+}
+
+// dst [T, m, w] (contiguous) = rows b0 .. b0 + m of every step of the time-major src [T, B, w].
+inline void gather_steps(const float* src, int64_t T, int64_t B, int64_t w, int64_t b0, int64_t m, float* dst) {
+  for (int64_t t = 0; t < T; ++t) std::copy(src + (t * B + b0) * w, src + (t * B + b0 + m) * w, dst + t * m * w);
+}
+
+// The inverse: rows b0 .. b0 + m of every step of the time-major dst [T, B, w] = src [T, m, w].
+inline void scatter_steps(const float* src, int64_t T, int64_t B, int64_t w, int64_t b0, int64_t m, float* dst) {
+  for (int64_t t = 0; t < T; ++t) std::copy(src + t * m * w, src + (t + 1) * m * w, dst + (t * B + b0) * w);
 }
 
 }  // namespace rl2::cpu

@@ -1,12 +1,13 @@
 // Fast float maze encoder on the CPU (include/rl2/policy/encoder.hpp), the twin of encoder_ref.cpp.
-// Parallel layout: the M steps are split into one slab per OpenMP thread (cpu_blas.hpp), and each thread
-// walks its slab in chunks of R steps, R·H1·W1 ≈ kChunkCols, so that a chunk's im2col buffers stay in
-// L2. A convolution over a chunk is one single-threaded GEMM, W [F, Ci·K·K] x col [Ci·K·K, R·Ho·Wo],
-// whose output is channel-major over the chunk ([F, R·Ho·Wo]: step r's position q at column r·Ho·Wo + q);
-// bias and ReLU are applied while scattering it to the cache's per-step CHW rows. Backward and JVP run
-// the same chunks (the im2col of the image and of f1 is rebuilt, not kept) and each thread accumulates
-// its own conv weight gradients, summed in slab order after. The FC layers are single multi-threaded
-// GEMMs over all M rows. Equations: encoder.hpp and encoder_ref.cpp.
+// Parallel layout: the M steps are cut into fixed groups of kGroupRows rows (from row 0, whatever the
+// thread count), spread over the OpenMP threads (cpu_blas.hpp). A thread walks its group in pieces of R
+// steps, R·H1·W1 ≈ kChunkCols, so that a piece's im2col buffers stay in L2. A convolution over a piece is
+// one single-threaded GEMM, W [F, Ci·K·K] x col [Ci·K·K, R·Ho·Wo], whose output is channel-major over the
+// piece ([F, R·Ho·Wo]: step r's position q at column r·Ho·Wo + q); bias and ReLU are applied while
+// scattering it to the cache's per-step CHW rows. The FC layers are one GEMM per group. Backward and JVP
+// run the same groups and pieces (the im2col of the image and of f1 is rebuilt, not kept); backward sums
+// each group's weight gradients into the group's own partial vector, and the partials are added in group
+// order, so no bit depends on the thread count. Equations: encoder.hpp and encoder_ref.cpp.
 #include <algorithm>
 #include <climits>
 
@@ -18,13 +19,14 @@ namespace rl2 {
 namespace {
 
 using cpu::add_col_sums;
-using cpu::for_slabs;
+using cpu::add_partials;
 using cpu::gemm;
-using cpu::slab_count;
 using cpu::work;
 
 // Columns of a chunk's conv1 GEMM: 2048 keeps col1 [75, 2048] (600 KB) in a 1 MB L2 at the maze size.
 constexpr int64_t kChunkCols = 2048;
+// Rows of a group: the unit of work of a thread and of the weight gradients' partial sums.
+constexpr int64_t kGroupRows = 256;
 
 using Tensors = EncoderTensors<const float>;
 
@@ -35,23 +37,18 @@ struct Dims {
       : C(s.channels), H(s.height), W(s.width), F(s.filters), K(s.kernel), S(s.stride), H1(s.h1()), W1(s.w1()),
         P1(H1 * W1), H2(s.h2()), W2(s.w2()), P2(H2 * W2), KK1(C * K * K), KK2(F * K * K), in(s.in()), out(s.out()),
         flat(s.flat()), Ni(s.image_fc), Ne(s.extra_fc), E(s.extra_in), R(std::max<int64_t>(1, kChunkCols / P1)) {}
-  // Scratch floats of one slab: col1 [KK1, R·P1], a1 [F, R·P1], col2 [KK2, R·P2], a2 [F, R·P2], and the
-  // conv gradients [F, KK1], [F], [F, KK2], [F].
-  int64_t slab_floats() const { return (KK1 + F) * R * P1 + (KK2 + F) * R * P2 + F * (KK1 + KK2 + 2); }
+  // Scratch floats of one thread: col1 [KK1, R·P1], a1 [F, R·P1], col2 [KK2, R·P2], a2 [F, R·P2].
+  int64_t thread_floats() const { return (KK1 + F) * R * P1 + (KK2 + F) * R * P2; }
 };
 
-// One slab's scratch, carved from the cache's work vector.
+// One thread's scratch, carved from the cache's work vector.
 struct Scratch {
-  float *col1, *a1, *col2, *a2, *gw1, *gb1, *gw2, *gb2;
+  float *col1, *a1, *col2, *a2;
   Scratch(const Dims& d, float* base) {
     col1 = base;
     a1 = col1 + d.KK1 * d.R * d.P1;
     col2 = a1 + d.F * d.R * d.P1;
     a2 = col2 + d.KK2 * d.R * d.P2;
-    gw1 = a2 + d.F * d.R * d.P2;
-    gb1 = gw1 + d.F * d.KK1;
-    gw2 = gb1 + d.F;
-    gb2 = gw2 + d.F * d.KK2;
   }
 };
 
@@ -89,14 +86,24 @@ void col2im_add(int64_t Ci, int64_t Wi, int64_t K, int64_t S, int64_t Ho, int64_
   }
 }
 
-// Runs body(slab scratch, first step, steps in chunk) over the chunks of every slab of M steps.
+int64_t group_count(int64_t M) { return (M + kGroupRows - 1) / kGroupRows; }
+
+// Scratch for every thread that for_groups may run.
+int64_t scratch_floats(const Dims& d) { return omp_get_max_threads() * d.thread_floats(); }
+
+// Runs body(group, its thread's scratch, first row, rows) for every group of M rows.
 template <class F>
-void for_chunks(const Dims& d, int64_t M, float* scratch, F&& body) {
-  const int64_t per_slab = d.slab_floats();
-  for_slabs(M, d.R, [&](int slab, int64_t r0, int64_t r1) {
-    const Scratch sc(d, scratch + slab * per_slab);
-    for (int64_t a = r0; a < r1; a += d.R) body(sc, a, std::min(d.R, r1 - a));
+void for_groups(const Dims& d, int64_t M, float* scratch, F&& body) {
+  cpu::for_units(group_count(M), [&](int64_t g, int thread) {
+    const int64_t r0 = g * kGroupRows;
+    body(g, Scratch(d, scratch + thread * d.thread_floats()), r0, std::min(kGroupRows, M - r0));
   });
+}
+
+// Runs piece(first row, rows) over the pieces of R rows of the rows [r0, r0 + n).
+template <class F>
+void for_pieces(const Dims& d, int64_t r0, int64_t n, F&& piece) {
+  for (int64_t a = r0; a < r0 + n; a += d.R) piece(a, std::min(d.R, r0 + n - a));
 }
 
 // y [M, n] (row stride ld) = b, row by row.
@@ -118,37 +125,39 @@ void encoder_forward(const EncoderShape& s, const float* params, const float* x,
   const Dims d(s);
   c.resize(s, M);
   if (M == 0) return;
-  float* scratch = work(c.work, slab_count(M, d.R) * d.slab_floats());
-  for_chunks(d, M, scratch, [&](const Scratch& sc, int64_t a, int64_t nr) {
-    const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
-    for (int64_t r = 0; r < nr; ++r) {
-      im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-    }
-    gemm(false, false, d.F, ld1, d.KK1, p.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
-    for (int64_t r = 0; r < nr; ++r) {
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* z = sc.a1 + f * ld1 + r * d.P1;
-        float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
-        for (int64_t q = 0; q < d.P1; ++q) o[q] = std::max(z[q] + p.conv1_b[f], 0.0f);
+  float* scratch = work(c.work, scratch_floats(d));
+  for_groups(d, M, scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
+    for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
+      const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
+      for (int64_t r = 0; r < nr; ++r) {
+        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
       }
-      im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
-    }
-    gemm(false, false, d.F, ld2, d.KK2, p.conv2_w, d.KK2, sc.col2, ld2, 0.0f, sc.a2, ld2);
-    for (int64_t r = 0; r < nr; ++r) {
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* z = sc.a2 + f * ld2 + r * d.P2;
-        float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
-        for (int64_t q = 0; q < d.P2; ++q) o[q] = std::max(z[q] + p.conv2_b[f], 0.0f);
+      gemm(false, false, d.F, ld1, d.KK1, p.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* z = sc.a1 + f * ld1 + r * d.P1;
+          float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
+          for (int64_t q = 0; q < d.P1; ++q) o[q] = std::max(z[q] + p.conv1_b[f], 0.0f);
+        }
+        im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
       }
-    }
+      gemm(false, false, d.F, ld2, d.KK2, p.conv2_w, d.KK2, sc.col2, ld2, 0.0f, sc.a2, ld2);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* z = sc.a2 + f * ld2 + r * d.P2;
+          float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
+          for (int64_t q = 0; q < d.P2; ++q) o[q] = std::max(z[q] + p.conv2_b[f], 0.0f);
+        }
+      }
+    });
+    float* ys = c.y.data() + r0 * d.out;
+    fill_rows(n, d.Ni, p.image_fc_b, ys, d.out);
+    fill_rows(n, d.Ne, p.extra_fc_b, ys + d.Ni, d.out);
+    gemm(false, true, n, d.Ni, d.flat, c.f2.data() + r0 * d.flat, d.flat, p.image_fc_w, d.flat, 1.0f, ys, d.out);
+    gemm(false, true, n, d.Ne, d.E, x + r0 * d.in + s.image_size(), d.in, p.extra_fc_w, d.E, 1.0f, ys + d.Ni, d.out);
+    for (int64_t i = 0; i < n * d.out; ++i) ys[i] = std::max(ys[i], 0.0f);
+    std::copy(ys, ys + n * d.out, y + r0 * d.out);
   });
-  float* ys = c.y.data();
-  fill_rows(M, d.Ni, p.image_fc_b, ys, d.out);
-  fill_rows(M, d.Ne, p.extra_fc_b, ys + d.Ni, d.out);
-  gemm(false, true, M, d.Ni, d.flat, c.f2.data(), d.flat, p.image_fc_w, d.flat, 1.0f, ys, d.out);
-  gemm(false, true, M, d.Ne, d.E, x + s.image_size(), d.in, p.extra_fc_w, d.E, 1.0f, ys + d.Ni, d.out);
-  for (int64_t i = 0; i < M * d.out; ++i) ys[i] = std::max(ys[i], 0.0f);
-  std::copy(ys, ys + M * d.out, y);
 }
 
 void encoder_backward(const EncoderShape& s, const float* params, const float* x, int64_t M,
@@ -157,71 +166,64 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
   RL2_CHECK(c.M == M, "encoder_backward: cache is from another forward");
   if (M == 0) return;
   const Tensors p(s, params);
-  const EncoderTensors<float> g(s, d_params);
   const Dims d(s);
-  const int slabs = slab_count(M, d.R);
-  float* dz = work(c.work, M * (d.out + d.flat + 1) + slabs * d.slab_floats());  // masked d_y: [M, out]
-  float* d2 = dz + M * d.out;                                                       // [M, flat] at f2
-  float* ones = d2 + M * d.flat;                                                    // [M]
+  const int64_t P = encoder_layout(s).total, groups = group_count(M);
+  float* parts = work(c.work, groups * P + M * (d.out + d.flat + 1) + scratch_floats(d));  // [groups, P]
+  float* dz = parts + groups * P;  // masked d_y: [M, out]
+  float* d2 = dz + M * d.out;      // [M, flat] at f2
+  float* ones = d2 + M * d.flat;   // [M]
   float* scratch = ones + M;
-  for (int64_t i = 0; i < M * d.out; ++i) dz[i] = c.y[static_cast<size_t>(i)] > 0.0f ? d_y[i] : 0.0f;
-  std::fill(ones, ones + M, 1.0f);
-  const float* x_extra = x + s.image_size();
-  gemm(true, false, d.Ni, d.flat, M, dz, d.out, c.f2.data(), d.flat, 1.0f, g.image_fc_w, d.flat);
-  gemm(true, false, d.Ne, d.E, M, dz + d.Ni, d.out, x_extra, d.in, 1.0f, g.extra_fc_w, d.E);
-  add_col_sums(M, d.Ni, dz, d.out, ones, g.image_fc_b);
-  add_col_sums(M, d.Ne, dz + d.Ni, d.out, ones, g.extra_fc_b);
-  gemm(false, false, M, d.flat, d.Ni, dz, d.out, p.image_fc_w, d.flat, 0.0f, d2, d.flat);
-  for (int slab = 0; slab < slabs; ++slab) {
-    const Scratch sc(d, scratch + slab * d.slab_floats());
-    std::fill(sc.gw1, sc.gb2 + d.F, 0.0f);
-  }
-  for_chunks(d, M, scratch, [&](const Scratch& sc, int64_t a, int64_t nr) {
-    const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
-    // a2 [F, nr·P2] = ReLU-masked gradient at conv2's pre-activation; col2 = im2col(f1).
-    for (int64_t r = 0; r < nr; ++r) {
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* g2 = d2 + (a + r) * d.flat + f * d.P2;
-        const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
-        float* dzc = sc.a2 + f * ld2 + r * d.P2;
-        float sum = 0.0f;
-        for (int64_t q = 0; q < d.P2; ++q) {
-          dzc[q] = o[q] > 0.0f ? g2[q] : 0.0f;
-          sum += dzc[q];
+  for_groups(d, M, scratch, [&](int64_t grp, const Scratch& sc, int64_t r0, int64_t n) {
+    const EncoderTensors<float> g(s, parts + grp * P);
+    std::fill(parts + grp * P, parts + (grp + 1) * P, 0.0f);
+    float* dzg = dz + r0 * d.out;
+    for (int64_t i = 0; i < n * d.out; ++i) dzg[i] = c.y[static_cast<size_t>(r0 * d.out + i)] > 0.0f ? d_y[r0 * d.out + i] : 0.0f;
+    std::fill(ones + r0, ones + r0 + n, 1.0f);
+    const float* x_extra = x + r0 * d.in + s.image_size();
+    gemm(true, false, d.Ni, d.flat, n, dzg, d.out, c.f2.data() + r0 * d.flat, d.flat, 0.0f, g.image_fc_w, d.flat);
+    gemm(true, false, d.Ne, d.E, n, dzg + d.Ni, d.out, x_extra, d.in, 0.0f, g.extra_fc_w, d.E);
+    add_col_sums(n, d.Ni, dzg, d.out, ones + r0, g.image_fc_b);
+    add_col_sums(n, d.Ne, dzg + d.Ni, d.out, ones + r0, g.extra_fc_b);
+    gemm(false, false, n, d.flat, d.Ni, dzg, d.out, p.image_fc_w, d.flat, 0.0f, d2 + r0 * d.flat, d.flat);
+    for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
+      const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
+      // a2 [F, nr·P2] = ReLU-masked gradient at conv2's pre-activation; col2 = im2col(f1).
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* g2 = d2 + (a + r) * d.flat + f * d.P2;
+          const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
+          float* dzc = sc.a2 + f * ld2 + r * d.P2;
+          float sum = 0.0f;
+          for (int64_t q = 0; q < d.P2; ++q) {
+            dzc[q] = o[q] > 0.0f ? g2[q] : 0.0f;
+            sum += dzc[q];
+          }
+          g.conv2_b[f] += sum;
         }
-        sc.gb2[f] += sum;
+        im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
       }
-      im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
-    }
-    gemm(false, true, d.F, d.KK2, ld2, sc.a2, ld2, sc.col2, ld2, 1.0f, sc.gw2, d.KK2);
-    // col2 := W2ᵀ a2, the gradient at conv2's columns, then summed back onto f1's positions in a1.
-    gemm(true, false, d.KK2, ld2, d.F, p.conv2_w, d.KK2, sc.a2, ld2, 0.0f, sc.col2, ld2);
-    std::fill(sc.a1, sc.a1 + d.F * ld1, 0.0f);
-    for (int64_t r = 0; r < nr; ++r) {
-      col2im_add(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.col2 + r * d.P2, ld2, sc.a1 + r * d.P1, ld1);
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
-        float* dzc = sc.a1 + f * ld1 + r * d.P1;
-        float sum = 0.0f;
-        for (int64_t q = 0; q < d.P1; ++q) {
-          dzc[q] = o[q] > 0.0f ? dzc[q] : 0.0f;
-          sum += dzc[q];
+      gemm(false, true, d.F, d.KK2, ld2, sc.a2, ld2, sc.col2, ld2, 1.0f, g.conv2_w, d.KK2);
+      // col2 := W2ᵀ a2, the gradient at conv2's columns, then summed back onto f1's positions in a1.
+      gemm(true, false, d.KK2, ld2, d.F, p.conv2_w, d.KK2, sc.a2, ld2, 0.0f, sc.col2, ld2);
+      std::fill(sc.a1, sc.a1 + d.F * ld1, 0.0f);
+      for (int64_t r = 0; r < nr; ++r) {
+        col2im_add(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.col2 + r * d.P2, ld2, sc.a1 + r * d.P1, ld1);
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
+          float* dzc = sc.a1 + f * ld1 + r * d.P1;
+          float sum = 0.0f;
+          for (int64_t q = 0; q < d.P1; ++q) {
+            dzc[q] = o[q] > 0.0f ? dzc[q] : 0.0f;
+            sum += dzc[q];
+          }
+          g.conv1_b[f] += sum;
         }
-        sc.gb1[f] += sum;
+        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
       }
-      im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-    }
-    gemm(false, true, d.F, d.KK1, ld1, sc.a1, ld1, sc.col1, ld1, 1.0f, sc.gw1, d.KK1);
+      gemm(false, true, d.F, d.KK1, ld1, sc.a1, ld1, sc.col1, ld1, 1.0f, g.conv1_w, d.KK1);
+    });
   });
-  for (int slab = 0; slab < slabs; ++slab) {
-    const Scratch sc(d, scratch + slab * d.slab_floats());
-    for (int64_t i = 0; i < d.F * d.KK1; ++i) g.conv1_w[i] += sc.gw1[i];
-    for (int64_t i = 0; i < d.F * d.KK2; ++i) g.conv2_w[i] += sc.gw2[i];
-    for (int64_t f = 0; f < d.F; ++f) {
-      g.conv1_b[f] += sc.gb1[f];
-      g.conv2_b[f] += sc.gb2[f];
-    }
-  }
+  add_partials(parts, groups, P, P, d_params);
 }
 
 void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int64_t M, const EncoderCache<float>& c,
@@ -232,44 +234,48 @@ void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int
   const Tensors p(s, params);
   const Tensors dv(s, v);
   const Dims d(s);
-  float* t2 = work(c.work, M * d.flat + slab_count(M, d.R) * d.slab_floats());  // tangent of f2: [M, flat]
+  float* t2 = work(c.work, M * d.flat + scratch_floats(d));  // tangent of f2: [M, flat]
   float* scratch = t2 + M * d.flat;
-  for_chunks(d, M, scratch, [&](const Scratch& sc, int64_t a, int64_t nr) {
-    const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
-    // a1 [F, nr·P1] = tangent of f1 = mask ⊙ (V1 * image + vb1).
-    for (int64_t r = 0; r < nr; ++r) {
-      im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-    }
-    gemm(false, false, d.F, ld1, d.KK1, dv.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
-    for (int64_t r = 0; r < nr; ++r) {
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
-        float* t = sc.a1 + f * ld1 + r * d.P1;
-        for (int64_t q = 0; q < d.P1; ++q) t[q] = o[q] > 0.0f ? t[q] + dv.conv1_b[f] : 0.0f;
+  for_groups(d, M, scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
+    for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
+      const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
+      // a1 [F, nr·P1] = tangent of f1 = mask ⊙ (V1 * image + vb1).
+      for (int64_t r = 0; r < nr; ++r) {
+        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
       }
-      im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
-    }
-    // a2 = V2 * f1 + W2 * t1, then the tangent of f2 = mask ⊙ (a2 + vb2).
-    gemm(false, false, d.F, ld2, d.KK2, dv.conv2_w, d.KK2, sc.col2, ld2, 0.0f, sc.a2, ld2);
-    for (int64_t r = 0; r < nr; ++r) {
-      im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.a1 + r * d.P1, ld1, sc.col2 + r * d.P2, ld2);
-    }
-    gemm(false, false, d.F, ld2, d.KK2, p.conv2_w, d.KK2, sc.col2, ld2, 1.0f, sc.a2, ld2);
-    for (int64_t r = 0; r < nr; ++r) {
-      for (int64_t f = 0; f < d.F; ++f) {
-        const float* z = sc.a2 + f * ld2 + r * d.P2;
-        const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
-        float* t = t2 + (a + r) * d.flat + f * d.P2;
-        for (int64_t q = 0; q < d.P2; ++q) t[q] = o[q] > 0.0f ? z[q] + dv.conv2_b[f] : 0.0f;
+      gemm(false, false, d.F, ld1, d.KK1, dv.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
+          float* t = sc.a1 + f * ld1 + r * d.P1;
+          for (int64_t q = 0; q < d.P1; ++q) t[q] = o[q] > 0.0f ? t[q] + dv.conv1_b[f] : 0.0f;
+        }
+        im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
       }
-    }
+      // a2 = V2 * f1 + W2 * t1, then the tangent of f2 = mask ⊙ (a2 + vb2).
+      gemm(false, false, d.F, ld2, d.KK2, dv.conv2_w, d.KK2, sc.col2, ld2, 0.0f, sc.a2, ld2);
+      for (int64_t r = 0; r < nr; ++r) {
+        im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.a1 + r * d.P1, ld1, sc.col2 + r * d.P2, ld2);
+      }
+      gemm(false, false, d.F, ld2, d.KK2, p.conv2_w, d.KK2, sc.col2, ld2, 1.0f, sc.a2, ld2);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t f = 0; f < d.F; ++f) {
+          const float* z = sc.a2 + f * ld2 + r * d.P2;
+          const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
+          float* t = t2 + (a + r) * d.flat + f * d.P2;
+          for (int64_t q = 0; q < d.P2; ++q) t[q] = o[q] > 0.0f ? z[q] + dv.conv2_b[f] : 0.0f;
+        }
+      }
+    });
+    float* dyg = d_y + r0 * d.out;
+    const float* f2 = c.f2.data() + r0 * d.flat;
+    fill_rows(n, d.Ni, dv.image_fc_b, dyg, d.out);
+    fill_rows(n, d.Ne, dv.extra_fc_b, dyg + d.Ni, d.out);
+    gemm(false, true, n, d.Ni, d.flat, f2, d.flat, dv.image_fc_w, d.flat, 1.0f, dyg, d.out);
+    gemm(false, true, n, d.Ni, d.flat, t2 + r0 * d.flat, d.flat, p.image_fc_w, d.flat, 1.0f, dyg, d.out);
+    gemm(false, true, n, d.Ne, d.E, x + r0 * d.in + s.image_size(), d.in, dv.extra_fc_w, d.E, 1.0f, dyg + d.Ni, d.out);
+    for (int64_t i = 0; i < n * d.out; ++i) dyg[i] = c.y[static_cast<size_t>(r0 * d.out + i)] > 0.0f ? dyg[i] : 0.0f;
   });
-  fill_rows(M, d.Ni, dv.image_fc_b, d_y, d.out);
-  fill_rows(M, d.Ne, dv.extra_fc_b, d_y + d.Ni, d.out);
-  gemm(false, true, M, d.Ni, d.flat, c.f2.data(), d.flat, dv.image_fc_w, d.flat, 1.0f, d_y, d.out);
-  gemm(false, true, M, d.Ni, d.flat, t2, d.flat, p.image_fc_w, d.flat, 1.0f, d_y, d.out);
-  gemm(false, true, M, d.Ne, d.E, x + s.image_size(), d.in, dv.extra_fc_w, d.E, 1.0f, d_y + d.Ni, d.out);
-  for (int64_t i = 0; i < M * d.out; ++i) d_y[i] = c.y[static_cast<size_t>(i)] > 0.0f ? d_y[i] : 0.0f;
 }
 
 }  // namespace rl2

@@ -1,10 +1,12 @@
 // Fast float GRU on the CPU (include/rl2/policy/gru.hpp): the product's hot path when no GPU is used.
-// Parallel layout: the B trials are split into one slab per OpenMP thread, and each thread runs the whole
-// time loop on its slab (trials never interact, so there is no synchronisation per step): per step one
-// [b, I] x [I, 3H] and one [b, H] x [H, 3H] single-threaded OpenBLAS GEMM for the gate pre-activations
-// (backward: [b, O] x [O, H] and [b, 3H] x [3H, H] carrying dh back in time), then the gate math of each
-// trial in a vectorised loop. Weight gradients and head outputs are single multi-threaded GEMMs over all
-// T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
+// Parallel layout: the B trials are cut into the fixed chunks of core/chunks.hpp, spread over the OpenMP
+// threads; each chunk runs the whole time loop on its own (trials never interact, so there is no
+// synchronisation per step): per step one [b, I] x [I, 3H] and one [b, H] x [H, 3H] single-threaded
+// OpenBLAS GEMM for the gate pre-activations (backward: [b, O] x [O, H] and [b, 3H] x [3H, H] carrying dh
+// back in time), then the gate math of each trial in a vectorised loop. Backward's weight gradients are
+// summed per chunk over the chunk's T·b rows (one GEMM each, on the chunk's rows gathered contiguous) and
+// the chunk sums added in chunk order, so no bit depends on the thread count. Head outputs are one GEMM
+// over all T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
 // Equations and the derivation of backward and JVP: gru.hpp and gru_ref.cpp (same gate order r, z, n).
 #include <algorithm>
 #include <bit>
@@ -12,6 +14,7 @@
 #include <cmath>
 
 #include "cpu/cpu_blas.hpp"
+#include "rl2/core/chunks.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/policy/gru.hpp"
 
@@ -19,18 +22,18 @@ namespace rl2 {
 namespace {
 
 using cpu::add_col_sums;
-using cpu::for_slabs;
+using cpu::add_partials;
+using cpu::gather_steps;
 using cpu::gemm;
+using cpu::scatter_steps;
 using cpu::work;
 
-// Below this many gate elements per step and thread, a thread costs more than it saves.
-constexpr int64_t kParallelMin = 4096;
-
-// Trials are independent through time, so each slab of trials runs the whole time loop with no
-// synchronisation per step (cpu_blas.hpp: one slab per OpenMP thread, single-threaded GEMMs).
+// Trials are independent through time, so each chunk of trials runs the whole time loop with no
+// synchronisation per step: body(chunk, b0, b1) for the chunks of B trials of T steps.
 template <class F>
-void for_trial_slabs(int64_t B, int64_t H, F&& body) {
-  for_slabs(B, std::max<int64_t>(1, kParallelMin / H), [&](int, int64_t b0, int64_t b1) { body(b0, b1); });
+void for_trial_chunks(int64_t T, int64_t B, F&& body) {
+  const TrialChunks ch(B, T);
+  cpu::for_units(ch.count(), [&](int64_t c, int) { body(c, ch.begin(c), ch.end(c)); });
 }
 
 // exp without a libm call, so the gate loops vectorise (libm's expf and tanhf took a third of the
@@ -140,7 +143,7 @@ void gru_forward(const GruShape& s, const float* params, const float* x, int64_t
   if (T == 0 || B == 0) return;
   float* gi = work(c.work, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;               // [B, 3H]
-  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_chunks(T, B, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* gis = gi + b0 * G;
     float* ghs = gh + b0 * G;
@@ -168,40 +171,55 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
   if (T == 0 || B == 0) return;
   const Tensors p(s, params);
   const GruLayout l = gru_layout(s);
-  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H, TB = T * B;
-  float* dh = work(c.work, BH + TB * G + TB * H + TB);  // gradient reaching h[t+1]: [B, H]
-  float* dgh = dh + BH;       // hidden-side gate grads [da_r, da_z, dhn]: [T, B, 3H]
-  float* dan = dgh + TB * G;  // da_n (input side of the n gate): [T, B, H]
-  float* ones = dan + TB * H; // [T·B]
-  std::fill(dh, dh + BH, 0.0f);
-  std::fill(ones, ones + TB, 1.0f);
-  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
-    const int64_t m = b1 - b0;
-    float* dhs = dh + b0 * H;
+  const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H, P = l.total;
+  const TrialChunks ch(B, T);
+  // Per chunk of up to b = ch.size trials: its partial gradient g [P]; dh [b, H] (the gradient reaching
+  // h[t+1]); dgh [T, b, 3H] (hidden-side gate grads [da_r, da_z, dhn]); dan [T, b, H] (da_n, the input
+  // side of the n gate); hs [T+1, b, H], xs [T, b, I], ds [T, b, O]: the chunk's rows of h, x and d_out;
+  // ones [T·b].
+  const int64_t b = ch.size, per_chunk = b * H + T * b * (G + H + I + O + 1) + (T + 1) * b * H + P;
+  float* base = work(c.work, ch.count() * per_chunk);
+  for_trial_chunks(T, B, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    const int64_t m = b1 - b0, rows = T * m;
+    float* g = base + chunk * per_chunk;
+    float* dh = g + P;
+    float* dgh = dh + m * H;
+    float* dan = dgh + rows * G;
+    float* hs = dan + rows * H;
+    float* xs = hs + (T + 1) * m * H;
+    float* ds = xs + rows * I;
+    float* ones = ds + rows * O;
+    std::fill(dh, dh + m * H, 0.0f);
     for (int64_t t = T - 1; t >= 0; --t) {
-      float* dgs = dgh + (t * B + b0) * G;
-      gemm(false, false, m, H, O, d_out + (t * B + b0) * O, O, p.head_w, H, 1.0f, dhs, H);  // dh += d_out_t head_w
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t e = t * BH + b * H;
-        backward_row(H, dh + b * H, c.h.data() + e, c.r.data() + e, c.z.data() + e, c.n.data() + e,
-                     c.hn.data() + e, dgh + (t * B + b) * G, dan + e);
+      float* dgs = dgh + t * m * G;
+      gemm(false, false, m, H, O, d_out + (t * B + b0) * O, O, p.head_w, H, 1.0f, dh, H);  // dh += d_out_t head_w
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t e = t * BH + (b0 + j) * H;
+        backward_row(H, dh + j * H, c.h.data() + e, c.r.data() + e, c.z.data() + e, c.n.data() + e,
+                     c.hn.data() + e, dgs + j * G, dan + (t * m + j) * H);
       }
-      if (t > 0) gemm(false, false, m, H, G, dgs, G, p.w_hh, H, 1.0f, dhs, H);  // dh += dgh_t W_hh
+      if (t > 0) gemm(false, false, m, H, G, dgs, G, p.w_hh, H, 1.0f, dh, H);  // dh += dgh_t W_hh
+    }
+    gather_steps(c.h.data(), T + 1, B, H, b0, m, hs);
+    gather_steps(x, T, B, I, b0, m, xs);
+    gather_steps(d_out, T, B, O, b0, m, ds);
+    std::fill(ones, ones + rows, 1.0f);
+    std::fill(g, g + P, 0.0f);
+    gemm(true, false, G, H, rows, dgh, G, hs, H, 0.0f, g + l.weight_hh, H);                // dghᵀ h[0..T)
+    gemm(true, false, 2 * H, I, rows, dgh, G, xs, I, 0.0f, g + l.weight_ih, I);            // r, z rows
+    gemm(true, false, H, I, rows, dan, H, xs, I, 0.0f, g + l.weight_ih + 2 * H * I, I);    // n rows
+    gemm(true, false, O, H, rows, ds, O, hs + m * H, H, 0.0f, g + l.head_w, H);            // d_outᵀ h[1..T]
+    add_col_sums(rows, G, dgh, G, ones, g + l.bias_hh);
+    add_col_sums(rows, 2 * H, dgh, G, ones, g + l.bias_ih);
+    add_col_sums(rows, H, dan, H, ones, g + l.bias_ih + 2 * H);
+    add_col_sums(rows, O, ds, O, ones, g + l.head_b);
+    if (d_x) {  // the chunk's rows of d_x, computed contiguous in xs (x's rows are no longer needed)
+      gemm(false, false, rows, I, 2 * H, dgh, G, p.w_ih, I, 0.0f, xs, I);
+      gemm(false, false, rows, I, H, dan, H, p.w_ih + 2 * H * I, I, 1.0f, xs, I);
+      scatter_steps(xs, T, B, I, b0, m, d_x);
     }
   });
-  float* g = d_params;
-  gemm(true, false, G, H, TB, dgh, G, c.h.data(), H, 1.0f, g + l.weight_hh, H);        // += dghᵀ h[0..T)
-  gemm(true, false, 2 * H, I, TB, dgh, G, x, I, 1.0f, g + l.weight_ih, I);             // r, z rows
-  gemm(true, false, H, I, TB, dan, H, x, I, 1.0f, g + l.weight_ih + 2 * H * I, I);     // n rows
-  gemm(true, false, O, H, TB, d_out, O, c.h.data() + BH, H, 1.0f, g + l.head_w, H);    // += d_outᵀ h[1..T]
-  add_col_sums(TB, G, dgh, G, ones, g + l.bias_hh);
-  add_col_sums(TB, 2 * H, dgh, G, ones, g + l.bias_ih);
-  add_col_sums(TB, H, dan, H, ones, g + l.bias_ih + 2 * H);
-  add_col_sums(TB, O, d_out, O, ones, g + l.head_b);
-  if (d_x) {
-    gemm(false, false, TB, I, 2 * H, dgh, G, p.w_ih, I, 0.0f, d_x, I);
-    gemm(false, false, TB, I, H, dan, H, p.w_ih + 2 * H * I, I, 1.0f, d_x, I);
-  }
+  add_partials(base, ch.count(), per_chunk, P, d_params);  // the chunks' g, per_chunk floats apart
 }
 
 void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, const GruCache<float>& c,
@@ -217,7 +235,7 @@ void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, 
   float* zeros = tgh + B * G;                          // tangent of h[0]: [B, H]
   float* th = zeros + BH;                              // tangents of h[1..T]: [T, B, H]
   std::fill(zeros, zeros + BH, 0.0f);
-  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_chunks(T, B, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* tgis = tgi + b0 * G;
     float* tghs = tgh + b0 * G;
@@ -252,7 +270,7 @@ void gru_step(const GruShape& s, const float* params, const float* x, const floa
   thread_local std::vector<float> scratch;
   float* gi = work(scratch, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;                // [B, 3H]
-  for_trial_slabs(B, H, [&](int64_t b0, int64_t b1) {
+  for_trial_chunks(1, B, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     gemm(false, true, m, G, I, x + b0 * I, I, p.w_ih, I, 0.0f, gi + b0 * G, G);
     gemm(false, true, m, G, H, h + b0 * H, H, p.w_hh, H, 0.0f, gh + b0 * G, G);

@@ -8,7 +8,8 @@
 // finished; its later steps are inactive (mask 0): they carry reward 0, value 0 and advantage 0, and every
 // mean (surrogate, KL, entropy, advantage standardisation, explained variance, the baseline's loss and
 // normaliser) is over the active steps only. Bandit and MDP trials never finish early.
-// All reductions are serial sums of per-element terms, so a run is reproducible on a fixed thread count.
+// Every reduction over trials or steps is a chunked sum (core/chunks.hpp): in order inside fixed chunks
+// of trials, then the chunk sums in chunk order; so a run gives the same bytes on any thread count.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "rl2/algo/gae.hpp"
 #include "rl2/algo/minibatch.hpp"
 #include "rl2/core/check.hpp"
+#include "rl2/core/chunks.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/env/batch.hpp"
 #include "cpu/policy_objective.hpp"
@@ -30,8 +32,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-double sum_serial(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
 
 // Below this many trials a rollout step's per-trial loops (input encoding, action sampling) cost less
 // than an OpenMP fork/join, which on a busy machine can take a scheduler time slice.
@@ -71,7 +71,7 @@ class CpuLearner final : public Learner {
     s.env_steps = T_ * N_;
     auto t0 = std::chrono::steady_clock::now();
     const std::vector<double> totals = play(*env_, N_, static_cast<uint64_t>(st_.iteration) * N_, true, nullptr);
-    s.mean_return = sum_serial(totals) / static_cast<double>(N_);
+    s.mean_return = chunked_trial_sum(N_, T_, [&](int64_t i) { return totals[i]; }) / static_cast<double>(N_);
     s.entropy = batch_entropy();
     s.seconds_rollout = seconds_since(t0);
 
@@ -216,29 +216,28 @@ class CpuLearner final : public Learner {
     const int64_t tn = T_ * N_;
     std::vector<double> e(static_cast<size_t>(tn));
 #pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < tn; ++k) {
-      if (!active(k)) {
-        e[k] = 0.0;
-        continue;
-      }
-      e[k] = entropy(&probs_old_[k * A_], A_);
-    }
-    return sum_serial(e) / active_count();
+    for (int64_t k = 0; k < tn; ++k) e[k] = active(k) ? entropy(&probs_old_[k * A_], A_) : 0.0;
+    return chunked_sum_of(T_, N_, e.data()) / active_count();
   }
 
-  double active_count() const {
-    double c = 0.0;
-    for (float m : mask_) c += m;
-    return c;
-  }
+  double active_count() const { return chunked_sum_of(T_, N_, mask_.data()); }
 
-  // The active elements of a [T, N] array, in order, as doubles.
-  std::vector<double> active_values(const std::vector<float>& v) const {
-    std::vector<double> out;
-    out.reserve(v.size());
-    for (size_t k = 0; k < v.size(); ++k)
-      if (active(static_cast<int64_t>(k))) out.push_back(v[k]);
-    return out;
+  // Mean and variance of value(k) over the batch's active steps k (chunked sums, two passes).
+  template <class F>
+  std::pair<double, double> active_mean_var(F&& value) const {
+    const double count = active_count();
+    const double mean = chunked_sum(T_, N_, [&](int64_t t, int64_t i) {
+                          const int64_t k = t * N_ + i;
+                          return active(k) ? static_cast<double>(value(k)) : 0.0;
+                        }) /
+                        count;
+    const double var = chunked_sum(T_, N_, [&](int64_t t, int64_t i) {
+                         const int64_t k = t * N_ + i;
+                         const double e = active(k) ? static_cast<double>(value(k)) - mean : 0.0;
+                         return e * e;
+                       }) /
+                       count;
+    return {mean, var};
   }
 
   // Baseline values, GAE, standardised advantages; returns the explained variance of the values.
@@ -251,34 +250,24 @@ class CpuLearner final : public Learner {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N_; ++i)
       gae_trial<double>(T_, N_, &rewards_[i], &values_[i], cfg_.gamma, cfg_.gae_lambda, &adv_[i], &returns_[i]);
-    const std::vector<double> ret = active_values(returns_), adv = active_values(adv_);
-    std::vector<double> resid;
-    resid.reserve(ret.size());
-    for (int64_t k = 0; k < tn; ++k)
-      if (active(k)) resid.push_back(static_cast<double>(returns_[k]) - values_[k]);
-    const double var_ret = variance(ret);
-    const double ev = var_ret > 0.0 ? 1.0 - variance(resid) / var_ret : 0.0;
-    const double adv_mean = sum_serial(adv) / static_cast<double>(adv.size());
-    const double sd = std::sqrt(variance(adv));
+    const double var_ret = active_mean_var([&](int64_t k) { return returns_[k]; }).second;
+    const double var_resid =
+        active_mean_var([&](int64_t k) { return static_cast<double>(returns_[k]) - values_[k]; }).second;
+    const double ev = var_ret > 0.0 ? 1.0 - var_resid / var_ret : 0.0;
+    const auto [adv_mean, adv_var] = active_mean_var([&](int64_t k) { return adv_[k]; });
+    const double sd = std::sqrt(adv_var);
     for (int64_t k = 0; k < tn; ++k)
       adv_[k] = active(k) ? static_cast<float>((adv_[k] - adv_mean) / (sd + 1e-8)) : 0.0f;
     return ev;
   }
 
-  static double variance(const std::vector<double>& v) {
-    const double m = sum_serial(v) / static_cast<double>(v.size());
-    double s = 0.0;
-    for (double x : v) s += (x - m) * (x - m);
-    return s / static_cast<double>(v.size());
-  }
-
   // Adam regression of the baseline on normalised returns-to-go (active steps), minibatches of whole trials.
   double fit_baseline() {
     const int64_t I = layout_.size();
-    const std::vector<double> ret = active_values(returns_);
+    const auto [ret_mean, ret_var] = active_mean_var([&](int64_t k) { return returns_[k]; });
     const TrainState backup = st_;
-    st_.return_mean = sum_serial(ret) / static_cast<double>(ret.size());
-    st_.return_std = std::max(std::sqrt(variance(ret)), 1e-3);
+    st_.return_mean = ret_mean;
+    st_.return_std = std::max(std::sqrt(ret_var), 1e-3);
     const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
     std::vector<float> grad(st_.baseline.size()), xb, target, pred, d_out, mb_mask;
     double last_loss = 0.0;
@@ -297,20 +286,21 @@ class CpuLearner final : public Learner {
         gather_trials(x_.data(), T_, N_, I, ids, b, xb.data());
         gather_trials(returns_.data(), T_, N_, 1, ids, b, target.data());
         gather_trials(mask_.data(), T_, N_, 1, ids, b, mb_mask.data());
-        double active_b = 0.0;
-        for (int64_t k = 0; k < T_ * b; ++k) {
+        for (int64_t k = 0; k < T_ * b; ++k)
           target[k] = static_cast<float>((target[k] - st_.return_mean) / st_.return_std);
-          active_b += mb_mask[k];
-        }
+        const double active_b = chunked_sum_of(T_, b, mb_mask.data());  // the minibatch's own chunks
         net_forward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, pred.data());
-        double loss = 0.0;
         const double scale = 2.0 / active_b;
         for (int64_t k = 0; k < T_ * b; ++k) {
           const double e = mb_mask[k] != 0.0f ? static_cast<double>(pred[k]) - target[k] : 0.0;
-          loss += e * e;
           d_out[k] = static_cast<float>(scale * e);
         }
-        loss /= active_b;
+        const double loss = chunked_sum(T_, b, [&](int64_t t, int64_t i) {
+                              const int64_t k = t * b + i;
+                              const double e = mb_mask[k] != 0.0f ? static_cast<double>(pred[k]) - target[k] : 0.0;
+                              return e * e;
+                            }) /
+                            active_b;
         std::fill(grad.begin(), grad.end(), 0.0f);
         net_backward(base_shape_, st_.baseline.data(), xb.data(), T_, b, fit_cache_, d_out.data(), grad.data());
         if (!std::isfinite(loss) ||

@@ -1,6 +1,6 @@
 // CPU policy objective: surrogate and gradient, Fisher-vector product, surrogate and KL for the line
 // search. Per-step terms are computed in parallel (OpenMP over the T*N steps; inactive steps give 0) and
-// summed serially, so results do not depend on the thread count's scheduling.
+// summed by trial chunks (core/chunks.hpp), so results do not depend on the thread count.
 #include "cpu/policy_objective.hpp"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "rl2/core/check.hpp"
+#include "rl2/core/chunks.hpp"
 
 #include "rl2/algo/ppo.hpp"
 #include "rl2/policy/softmax.hpp"
@@ -45,7 +46,7 @@ CpuPolicyObjective::CpuPolicyObjective(const NetShape& shape, std::vector<float>
   logits_.resize(m * b_.A);
   d_out_.resize(m * b_.A);
   terms_.resize(m);
-  for (int64_t k = 0; k < b_.T * b_.N; ++k) active_ += active(k) ? 1.0 : 0.0;
+  active_ = chunked_sum(b_.T, b_.N, [&](int64_t t, int64_t i) { return active(t * b_.N + i) ? 1.0 : 0.0; });
 }
 
 // dL/dlogits_k = [ratio_k A_k (onehot(a_k) - p_k) - beta p_k (log p_k + H_k)] / M at active steps, 0 else.
@@ -73,7 +74,7 @@ double CpuPolicyObjective::surrogate_grad(Vec& grad) {
   mismatch_ = *std::max_element(gap.begin(), gap.end());
   fill_zero(grad);
   net_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), grad.data());
-  return std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m;
+  return chunked_sum_of(b_.T, b_.N, terms_.data()) * inv_m;
 }
 
 void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
@@ -97,11 +98,13 @@ void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
 }
 
 double CpuPolicyObjective::surrogate_old() const {
-  const int64_t m = b_.T * b_.N, A = b_.A;
-  double s = 0.0;
-  for (int64_t k = 0; k < m; ++k)
-    if (active(k)) s += b_.adv[k] + b_.entropy_coef * entropy(&b_.probs_old[k * A], static_cast<int32_t>(A));
-  return s / active_;
+  const int64_t N = b_.N, A = b_.A;
+  return chunked_sum(b_.T, N, [&](int64_t t, int64_t i) {
+           const int64_t k = t * N + i;
+           return active(k) ? b_.adv[k] + b_.entropy_coef * entropy(&b_.probs_old[k * A], static_cast<int32_t>(A))
+                            : 0.0;
+         }) /
+         active_;
 }
 
 // The clipped objective on trials ids[0..n) (time-major gather of their steps) and its gradient.
@@ -114,8 +117,9 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   std::vector<double> terms(static_cast<size_t>(m)), kl(static_cast<size_t>(m)), gap(static_cast<size_t>(m));
   gather_trials(b_.x, T, N, I, ids, n, mb_x_.data());
   net_forward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_logits_.data());
-  double active_mb = 0.0;
-  for (int64_t k = 0; k < m; ++k) active_mb += active((k / n) * N + ids[k % n]) ? 1.0 : 0.0;
+  // Minibatch sums run over its own chunks (its trials in minibatch order), whatever the thread count.
+  const double active_mb =
+      chunked_sum(T, n, [&](int64_t t, int64_t i) { return active(t * N + ids[i]) ? 1.0 : 0.0; });
   const double scale = 1.0 / active_mb;
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < m; ++k) {
@@ -136,10 +140,10 @@ double CpuPolicyObjective::minibatch_grad(const int64_t* ids, int64_t n, double 
   }
   // The first minibatch is evaluated at theta_old: its steps give the rollout/training parity.
   if (minibatches_++ == 0) mismatch_ = *std::max_element(gap.begin(), gap.end());
-  mb_kl_ = std::accumulate(kl.begin(), kl.end(), 0.0) * scale;
+  mb_kl_ = chunked_sum_of(T, n, kl.data()) * scale;
   fill_zero(grad);
   net_backward(shape_, params_.data(), mb_x_.data(), T, n, cand_cache_, mb_d_.data(), grad.data());
-  return std::accumulate(terms.begin(), terms.end(), 0.0) * scale;
+  return chunked_sum_of(T, n, terms.data()) * scale;
 }
 
 // Adam descent on -grad with rate lr moves the parameters exactly as Adam on grad with rate -lr (the first
@@ -163,8 +167,7 @@ SurrogateKl CpuPolicyObjective::surrogate_kl() {
                               b_.logp_old[k], b_.adv[k], b_.entropy_coef, &terms_[k]);
   }
   const double inv_m = 1.0 / active_;
-  return SurrogateKl{std::accumulate(terms_.begin(), terms_.end(), 0.0) * inv_m,
-                     std::accumulate(kl.begin(), kl.end(), 0.0) * inv_m};
+  return SurrogateKl{chunked_sum_of(b_.T, b_.N, terms_.data()) * inv_m, chunked_sum_of(b_.T, b_.N, kl.data()) * inv_m};
 }
 
 }  // namespace rl2

@@ -1,0 +1,64 @@
+// Fixed-size chunks of trials: the unit of every reduction over trials or steps (DESIGN.md section 11).
+//
+// A batch of N trials of T steps is cut into chunks of `size` consecutive trials, where size depends on T
+// alone (about kChunkSteps steps per chunk, at most kMaxChunkTrials trials), never on the thread count or
+// the number of ranks. Every sum over the batch runs inside each chunk in a fixed order (time, then the
+// chunk's trials), and the chunk sums are then added in chunk order. Threads take whole chunks, so the
+// same seed gives the same bytes on any number of threads; ranks that own whole chunks and exchange the
+// chunk sums can add them in the same order and give the same bytes as one process.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace rl2 {
+
+constexpr int64_t kChunkSteps = 2048;    // steps per chunk the size aims at
+constexpr int64_t kMaxChunkTrials = 32;  // trials per chunk at most (short trials)
+
+struct TrialChunks {
+  int64_t trials = 0;  // N
+  int64_t size = 1;    // trials per chunk; the last chunk may hold fewer
+  TrialChunks(int64_t n, int64_t steps_per_trial)
+      : trials(n), size(std::clamp<int64_t>(kChunkSteps / std::max<int64_t>(1, steps_per_trial), 1, kMaxChunkTrials)) {}
+  int64_t count() const { return (trials + size - 1) / size; }
+  int64_t begin(int64_t c) const { return c * size; }
+  int64_t end(int64_t c) const { return std::min(trials, (c + 1) * size); }
+};
+
+// Σ term(t, i) over t in [0, T) and trials i in [0, N): inside each chunk by time, then by trial; the
+// chunk sums in chunk order. term returns a double.
+template <class F>
+double chunked_sum(int64_t T, int64_t N, F&& term) {
+  const TrialChunks ch(N, T);
+  double total = 0.0;
+  for (int64_t c = 0; c < ch.count(); ++c) {
+    double s = 0.0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = ch.begin(c); i < ch.end(c); ++i) s += term(t, i);
+    total += s;
+  }
+  return total;
+}
+
+// chunked_sum of a time-major [T, N] array.
+template <class Real>
+double chunked_sum_of(int64_t T, int64_t N, const Real* v) {
+  return chunked_sum(T, N, [v, N](int64_t t, int64_t i) { return static_cast<double>(v[t * N + i]); });
+}
+
+// The same over per-trial values v[i] (T = 1 for the chunking of a batch whose trials last T steps: pass
+// that T as steps_per_trial so the chunks are the batch's).
+template <class F>
+double chunked_trial_sum(int64_t N, int64_t steps_per_trial, F&& term) {
+  const TrialChunks ch(N, steps_per_trial);
+  double total = 0.0;
+  for (int64_t c = 0; c < ch.count(); ++c) {
+    double s = 0.0;
+    for (int64_t i = ch.begin(c); i < ch.end(c); ++i) s += term(i);
+    total += s;
+  }
+  return total;
+}
+
+}  // namespace rl2
