@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Builds the binaries a lent GPU machine runs (sm_90, static cudart, static GoogleTest) into build-gpu/
-# and copies them, with the shared libraries they need beyond glibc, into gpu-carry/ (git-ignored),
-# which the device tool carries over. See docs/gpu.md.
+# Builds what a lent GPU runs (sm_90, static cudart, static GoogleTest) in build-gpu/ and packs gpu-carry/
+# (git-ignored; the device tool carries it): rl2-cuda and rl2_gpu_tests, and in gpu-carry/lib the shared
+# libraries they need beyond the device image's glibc, libstdc++, libgcc_s, driver, cuBLAS, cuDNN and NCCL:
+# OpenBLAS (once), libgfortran, libquadmath, libgomp, libpng, libz. Never libstdc++: Debian 12's needs
+# GLIBC_2.36. tests/carry_check.py packs and then checks the rule (every library found, GLIBC <= 2.34,
+# GLIBCXX <= 3.4.29, 60 MiB at most); a breach stops here, not on the GPU. See docs/gpu.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-gpu
-rm -rf gpu-carry && mkdir -p gpu-carry/lib
-cp build-gpu/rl2-cuda build-gpu/tests/rl2_tests build-gpu/tests/rl2_gpu_tests tests/cli_test.py gpu-carry/
-# libgomp and libstdc++ from this Debian 12 build machine, in case the device image's are older.
-for lib in libgomp.so.1 libstdc++.so.6; do
-  cp -L "$(g++ -print-file-name=$lib)" gpu-carry/lib/ 2>/dev/null || true
-done
-ls -la gpu-carry gpu-carry/lib
+cmake -S . -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build-gpu --target rl2-cuda rl2_gpu_tests
+grep -q '^#define RL2_CUDA_VERSION "[0-9]' build-gpu/generated/rl2_build_config.hpp ||
+  { echo "gpu_pack: build-gpu has no CUDA backend (no nvcc?): nothing worth carrying" >&2; exit 1; }
+rm -rf gpu-carry
+python3 tests/carry_check.py pack gpu-carry build-gpu/rl2-cuda build-gpu/tests/rl2_gpu_tests
+python3 tests/carry_check.py check gpu-carry
+du -sh gpu-carry
+echo "gpu_pack: carry it with the device tool: run(command='bash tools/gpu_session.sh', carry=['gpu-carry'], timeout_s=390)"

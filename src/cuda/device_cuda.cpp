@@ -1,9 +1,15 @@
 // The CUDA probe: asks the runtime once whether a driver and a device are there, and never throws.
-// No CUDA call happens before the first cuda_probe() (never during static initialisation).
+// No CUDA call happens before the first cuda_probe() (never during static initialisation). Also the
+// versions of the CUDA libraries the build links, as built and as loaded (`rl2-cuda info`).
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
+#if defined(RL2_WITH_CUDNN)
+#include <cudnn.h>
+#endif
 
 #include <mutex>
 
+#include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
 
 namespace rl2 {
@@ -49,6 +55,46 @@ const CudaProbe& cuda_probe() {
     probe.free_bytes = static_cast<int64_t>(free_b);
   });
   return probe;
+}
+
+namespace {
+
+std::string dotted(int major, int minor, int patch) {
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+}  // namespace
+
+std::vector<CudaLibraryVersion> cuda_library_versions() {
+  std::vector<CudaLibraryVersion> libs;
+  CudaLibraryVersion blas{"cuBLAS", dotted(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH), "unknown",
+                          CUBLAS_VER_MAJOR, -1};
+  int major = 0, minor = 0, patch = 0;
+  if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+    blas.runtime = dotted(major, minor, patch);
+    blas.runtime_major = major;
+  }
+  libs.push_back(blas);
+#if defined(RL2_WITH_CUDNN)
+  // cuDNN 9 encodes its version as major * 10000 + minor * 100 + patch, as CUDNN_VERSION does.
+  const size_t v = cudnnGetVersion();
+  const int dnn_major = static_cast<int>(v / 10000);
+  libs.push_back({"cuDNN", dotted(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL),
+                  dotted(dnn_major, static_cast<int>(v / 100 % 100), static_cast<int>(v % 100)), CUDNN_MAJOR,
+                  dnn_major});
+#endif
+  return libs;
+}
+
+void require_cuda_library_majors(const std::vector<CudaLibraryVersion>& libs) {
+  for (const CudaLibraryVersion& l : libs) {
+    if (l.runtime_major != l.built_major)
+      throw Error(l.name + " " + l.runtime + " was loaded at run time, but this rl2-cuda was built with " + l.name +
+                  " " + l.built + ": a different major version; put a " + l.name + " " +
+                  std::to_string(l.built_major) + ".x first on LD_LIBRARY_PATH");
+  }
 }
 
 }  // namespace rl2

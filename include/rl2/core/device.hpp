@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rl2 {
 
@@ -24,6 +25,22 @@ struct CudaProbe {
 
 // Probes CUDA once per process (cached); cheap after the first call.
 const CudaProbe& cuda_probe();
+
+// A CUDA library the build links (cuBLAS; cuDNN where the build has it): the version of the headers it was
+// built with and the version of the shared library the dynamic loader found at run time ("13.1.0").
+struct CudaLibraryVersion {
+  std::string name;  // "cuBLAS" or "cuDNN"
+  std::string built, runtime;
+  int built_major = 0, runtime_major = 0;
+};
+
+// Only in builds with the CUDA backend (RL2_WITH_CUDA; src/cuda/device_cuda.cpp). Asks the loaded libraries
+// (cublasGetProperty, cudnnGetVersion: no device, no handle needed); never call it during static
+// initialisation. The libraries are linked, so a process that runs has them loaded.
+std::vector<CudaLibraryVersion> cuda_library_versions();
+// Throws rl2::Error, one line naming the library and both versions, when a library's major version at run
+// time differs from the build's (a different ABI: its calls cannot be trusted).
+void require_cuda_library_majors(const std::vector<CudaLibraryVersion>& libs);
 
 // "auto" | "cpu" | "cuda" -> Device. auto picks CUDA when usable. "cuda" without a usable GPU throws
 // InputError naming the reason. `note` receives the one line that says which backend was chosen.
