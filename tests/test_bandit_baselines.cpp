@@ -8,6 +8,7 @@
 #include "rl2/baselines/baselines.hpp"
 #include "rl2/baselines/bayes_optimal.hpp"
 #include "rl2/core/check.hpp"
+#include "stat_check.hpp"
 
 namespace rl2 {
 namespace {
@@ -42,7 +43,7 @@ TEST(BanditBaselines, SameSeedGivesIdenticalTotals) {
 TEST(BanditBaselines, RandomAveragesHalfThePulls) {
   // E[p] = 1/2 for p ~ U[0,1], so a random policy's expected total is n/2 exactly. Margin: 4 stderr.
   const BaselineResult r = run_bandit_baseline(BanditParams{5, 10}, "random", small_options(300));
-  EXPECT_NEAR(r.mean, 5.0, 4.0 * r.stderr_);
+  EXPECT_TRUE(test::stat_near("bandit random mean", r.mean, 5.0, 4.0 * r.stderr_, r.stderr_));
   EXPECT_TRUE(r.hyper_name.empty());
 }
 
@@ -54,10 +55,11 @@ TEST(BanditBaselines, NoPolicyBeatsTheBayesOptimalCeiling) {
     const BaselineResult r = run_bandit_baseline(params, policy, small_options(300));
     // The evaluation instances are not the tuning ones, so a mean above the ceiling by more than 3 stderr
     // (~0.2 here) would mean an evaluation bug.
-    EXPECT_LE(r.mean, ceiling + 3.0 * r.stderr_) << policy;
+    EXPECT_TRUE(test::stat_bound(policy + " below the ceiling", r.mean, ceiling + 3.0 * r.stderr_, false, r.stderr_));
     if (policy == "gittins" || policy == "ucb1" || policy == "greedy") {
       // These reach ~6.6 against random's 5.0; a 1.0 margin is > 5 stderr of the difference (~0.18).
-      EXPECT_GT(r.mean, random.mean + 1.0) << policy;
+      EXPECT_TRUE(test::stat_bound(policy + " above random + 1", r.mean, random.mean + 1.0, true,
+                                   std::hypot(r.stderr_, random.stderr_)));
     }
   }
 }

@@ -9,6 +9,7 @@
 #include "env_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/env/batch.hpp"
+#include "stat_check.hpp"
 
 namespace rl2 {
 namespace {
@@ -39,7 +40,7 @@ TEST(BanditEnv, TaskAndRewardDistribution) {
     ASSERT_LT(p, 1.0f);
     sum_p += p;
   }
-  EXPECT_NEAR(sum_p / s0.tasks.size(), 0.5, 6 * 0.2887 / std::sqrt(1e5));
+  EXPECT_TRUE(test::stat_near("bandit p mean", sum_p / s0.tasks.size(), 0.5, 6 * 0.2887 / std::sqrt(1e5), 0.2887 / std::sqrt(1e5)));
   double excess = 0;
   int64_t pulls = 0;
   for (int t = 0; t < 10; ++t) {
@@ -54,7 +55,8 @@ TEST(BanditEnv, TaskAndRewardDistribution) {
       ++pulls;
     }
   }
-  EXPECT_NEAR(excess / pulls, 0.0, 6 * 0.5 / std::sqrt(static_cast<double>(pulls)));
+  EXPECT_TRUE(test::stat_near("bandit reward - p", excess / pulls, 0.0, 6 * 0.5 / std::sqrt(static_cast<double>(pulls)),
+                              0.5 / std::sqrt(static_cast<double>(pulls))));
   EXPECT_TRUE(batch->trial_over());
   const auto a = test::pattern_actions(batch->trials(), 10, 5);
   EXPECT_THROW(batch->step(a.data()), Error);
@@ -85,9 +87,10 @@ TEST(MdpEnv, TaskDistribution) {
       ++nrows;
     }
   }
-  EXPECT_NEAR(sum / nmu, 1.0, 6 / std::sqrt(static_cast<double>(nmu)));
-  EXPECT_NEAR(sum2 / nmu, 1.0, 6 * std::sqrt(2.0 / nmu));
-  EXPECT_NEAR(p0 / nrows, 0.1, 6 * 0.0905 / std::sqrt(static_cast<double>(nrows)));
+  EXPECT_TRUE(test::stat_near("mdp mu mean", sum / nmu, 1.0, 6 / std::sqrt(static_cast<double>(nmu)), 1 / std::sqrt(static_cast<double>(nmu))));
+  EXPECT_TRUE(test::stat_near("mdp mu variance", sum2 / nmu, 1.0, 6 * std::sqrt(2.0 / nmu), std::sqrt(2.0 / nmu)));
+  EXPECT_TRUE(test::stat_near("mdp P(0) mean", p0 / nrows, 0.1, 6 * 0.0905 / std::sqrt(static_cast<double>(nrows)),
+                              0.0905 / std::sqrt(static_cast<double>(nrows))));
 }
 
 // Episodes last exactly `horizon` steps and restart in state 0; obs is onehot(s); reward noise is N(0,1)
@@ -129,9 +132,10 @@ TEST(MdpEnv, DynamicsAndEpisodes) {
     }
     prev = s;
   }
-  EXPECT_NEAR(noise / n, 0.0, 6 / std::sqrt(static_cast<double>(n)));
-  EXPECT_NEAR(noise2 / n, 1.0, 6 * std::sqrt(2.0 / n));
-  EXPECT_NEAR(trans / ntrans, 0.0, 6 * 0.5 / std::sqrt(static_cast<double>(ntrans)));
+  EXPECT_TRUE(test::stat_near("mdp reward noise mean", noise / n, 0.0, 6 / std::sqrt(static_cast<double>(n)), 1 / std::sqrt(static_cast<double>(n))));
+  EXPECT_TRUE(test::stat_near("mdp reward noise variance", noise2 / n, 1.0, 6 * std::sqrt(2.0 / n), std::sqrt(2.0 / n)));
+  EXPECT_TRUE(test::stat_near("mdp transition vs CDF", trans / ntrans, 0.0, 6 * 0.5 / std::sqrt(static_cast<double>(ntrans)),
+                              0.5 / std::sqrt(static_cast<double>(ntrans))));
 }
 
 bool same_snapshot(const EnvSnapshot& a, const EnvSnapshot& b) {

@@ -14,6 +14,7 @@
 #include "rl2/core/rng.hpp"
 #include "rl2/env/tabular_mdp.hpp"
 #include "rl2/stats/stats.hpp"
+#include "stat_check.hpp"
 
 namespace rl2 {
 namespace {
@@ -217,11 +218,11 @@ TEST(MdpPosteriorTest, HandComputedPosterior) {
     EXPECT_NEAR(p[0] + p[1], 1.0, 1e-12);
   }
   const double mr = sr / kDraws, mp = sp / kDraws;
-  EXPECT_NEAR(mr, 0.8125, 0.02);
-  EXPECT_NEAR(sr2 / kDraws - mr * mr, 0.25, 0.015);
-  EXPECT_NEAR(mp, 0.6, 0.008);
-  EXPECT_NEAR(sp2 / kDraws - mp * mp, 0.04, 0.003);
-  EXPECT_NEAR(su / kDraws, 1.0, 0.04);  // unvisited: the prior N(1, 1)
+  EXPECT_TRUE(test::stat_near("posterior reward mean", mr, 0.8125, 0.02, std::sqrt(0.25 / kDraws)));
+  EXPECT_TRUE(test::stat_near("posterior reward variance", sr2 / kDraws - mr * mr, 0.25, 0.015, 0.25 * std::sqrt(2.0 / kDraws)));
+  EXPECT_TRUE(test::stat_near("posterior p mean", mp, 0.6, 0.008, std::sqrt(0.04 / kDraws)));
+  EXPECT_TRUE(test::stat_near("posterior p variance", sp2 / kDraws - mp * mp, 0.04, 0.003, 0.04 * std::sqrt(2.0 / kDraws)));
+  EXPECT_TRUE(test::stat_near("prior reward mean", su / kDraws, 1.0, 0.04, std::sqrt(1.0 / kDraws)));  // unvisited: N(1, 1)
   post.clear();
   EXPECT_DOUBLE_EQ(post.reward_mean(0, 0), 1.0);
 }
@@ -239,8 +240,9 @@ TEST(MdpPosteriorTest, GammaMoments) {
       s2 += g * g;
     }
     const double m = s / kDraws, var = s2 / kDraws - m * m;
-    EXPECT_NEAR(m, alpha, 5.0 * std::sqrt(alpha / kDraws)) << alpha;
-    EXPECT_NEAR(var, alpha, 5.0 * std::sqrt((2.0 * alpha * alpha + 6.0 * alpha) / kDraws)) << alpha;
+    EXPECT_TRUE(test::stat_near("gamma mean " + std::to_string(alpha), m, alpha, 5.0 * std::sqrt(alpha / kDraws), std::sqrt(alpha / kDraws)));
+    EXPECT_TRUE(test::stat_near("gamma variance " + std::to_string(alpha), var, alpha, 5.0 * std::sqrt((2.0 * alpha * alpha + 6.0 * alpha) / kDraws),
+                                std::sqrt((2.0 * alpha * alpha + 6.0 * alpha) / kDraws)));
   }
 }
 
@@ -310,7 +312,7 @@ TEST(MdpBaselines, RandomEarnsOnePerStep) {
   BaselineOptions opt;
   opt.instances = 500;
   const BaselineResult r = run_mdp_baseline(small_mdp(10), "random", opt);
-  EXPECT_NEAR(r.mean, 100.0, 4.0 * r.stderr_);
+  EXPECT_TRUE(test::stat_near("mdp random mean", r.mean, 100.0, 4.0 * r.stderr_, r.stderr_));
   EXPECT_GT(r.stderr_, 0.0);
 }
 
@@ -324,7 +326,8 @@ TEST(MdpBaselines, LearnersBeatRandom) {
   const BaselineResult random = run_mdp_baseline(small_mdp(10), "random", opt);
   for (const char* policy : {"psrl", "greedy", "beb", "ucrl2"}) {
     const BaselineResult r = run_mdp_baseline(small_mdp(10), policy, opt);
-    EXPECT_GT(r.mean, random.mean + 20.0) << policy;
+    EXPECT_TRUE(test::stat_bound(std::string(policy) + " above random + 20", r.mean, random.mean + 20.0, true,
+                                   std::hypot(r.stderr_, random.stderr_)));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "rl2/core/rng.hpp"
+#include "stat_check.hpp"
 
 namespace rl2 {
 namespace {
@@ -71,10 +72,10 @@ TEST(Rng, SamplerMoments) {
     sn2 += z * z;
     se += rs.exponential();
   }
-  EXPECT_NEAR(su / n, 0.5, 5 * 0.2887 / std::sqrt(n));
-  EXPECT_NEAR(sn / n, 0.0, 5 / std::sqrt(n));
-  EXPECT_NEAR(sn2 / n, 1.0, 5 * std::sqrt(2.0 / n));
-  EXPECT_NEAR(se / n, 1.0, 5 / std::sqrt(n));
+  EXPECT_TRUE(test::stat_near("uniform mean", su / n, 0.5, 5 * 0.2887 / std::sqrt(n), 0.2887 / std::sqrt(n)));
+  EXPECT_TRUE(test::stat_near("normal mean", sn / n, 0.0, 5 / std::sqrt(n), 1 / std::sqrt(n)));
+  EXPECT_TRUE(test::stat_near("normal variance", sn2 / n, 1.0, 5 * std::sqrt(2.0 / n), std::sqrt(2.0 / n)));
+  EXPECT_TRUE(test::stat_near("exponential mean", se / n, 1.0, 5 / std::sqrt(n), 1 / std::sqrt(n)));
 }
 
 }  // namespace

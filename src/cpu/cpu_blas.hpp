@@ -60,15 +60,33 @@ void for_units(int64_t count, F&& body) {
   for (int64_t u = 0; u < count; ++u) body(u, omp_get_thread_num());
 }
 
-// out [n] += Σ_u partials[u·stride .. u·stride + n) for u = 0 .. count-1 in that order (a float64 sum per
-// element, parallel over elements: each element's order is fixed).
-inline void add_partials(const float* partials, int64_t count, int64_t stride, int64_t n, float* out) {
-#pragma omp parallel for schedule(static) if (n * count >= (int64_t{1} << 16))
-  for (int64_t j = 0; j < n; ++j) {
-    double s = 0.0;
-    for (int64_t u = 0; u < count; ++u) s += partials[u * stride + j];
-    out[j] = static_cast<float>(out[j] + s);
+// Units whose partial sums are in memory at once (a fixed number, so the sums' order never depends on
+// the thread count); it bounds memory at kWaveUnits regions however large the batch.
+constexpr int64_t kWaveUnits = 64;
+
+// Runs body(unit, region) for every unit in [0, count), in waves of kWaveUnits units spread over the
+// threads (for_units). Each unit gets its own region of `stride` floats (stride >= n) whose first n floats
+// it must fill with its partial sum; the rest is its scratch. After each wave the partials are added to a
+// float64 accumulator in unit order, and at the end out [n] += the accumulator: a sum in unit order,
+// parallel over elements only.
+template <class F>
+void for_units_summed(int64_t count, int64_t n, int64_t stride, float* out, F&& body) {
+  if (count <= 0) return;
+  thread_local std::vector<float> regions;
+  const int64_t wave = std::min(count, kWaveUnits);
+  float* base = work(regions, wave * stride);
+  std::vector<double> acc(static_cast<size_t>(n), 0.0);
+  for (int64_t w0 = 0; w0 < count; w0 += wave) {
+    const int64_t units = std::min(count - w0, wave);
+    for_units(units, [&](int64_t u, int) { body(w0 + u, base + u * stride); });
+#pragma omp parallel for schedule(static) if (n * units >= (int64_t{1} << 16))
+    for (int64_t j = 0; j < n; ++j) {
+      double s = acc[j];
+      for (int64_t u = 0; u < units; ++u) s += base[u * stride + j];
+      acc[j] = s;
+    }
   }
+  for (int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(out[j] + acc[j]);
 }
 
 // dst [T, m, w] (contiguous) = rows b0 .. b0 + m of every step of the time-major src [T, B, w].

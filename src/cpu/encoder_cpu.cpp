@@ -19,7 +19,6 @@ namespace rl2 {
 namespace {
 
 using cpu::add_col_sums;
-using cpu::add_partials;
 using cpu::gemm;
 using cpu::work;
 
@@ -167,15 +166,17 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
   if (M == 0) return;
   const Tensors p(s, params);
   const Dims d(s);
-  const int64_t P = encoder_layout(s).total, groups = group_count(M);
-  float* parts = work(c.work, groups * P + M * (d.out + d.flat + 1) + scratch_floats(d));  // [groups, P]
-  float* dz = parts + groups * P;  // masked d_y: [M, out]
-  float* d2 = dz + M * d.out;      // [M, flat] at f2
-  float* ones = d2 + M * d.flat;   // [M]
+  const int64_t P = encoder_layout(s).total;
+  float* dz = work(c.work, M * (d.out + d.flat + 1) + scratch_floats(d));  // masked d_y: [M, out]
+  float* d2 = dz + M * d.out;     // [M, flat] at f2
+  float* ones = d2 + M * d.flat;  // [M]
   float* scratch = ones + M;
-  for_groups(d, M, scratch, [&](int64_t grp, const Scratch& sc, int64_t r0, int64_t n) {
-    const EncoderTensors<float> g(s, parts + grp * P);
-    std::fill(parts + grp * P, parts + (grp + 1) * P, 0.0f);
+  // Each group's weight gradient is its own partial [P], added in group order (cpu_blas.hpp).
+  cpu::for_units_summed(group_count(M), P, P, d_params, [&](int64_t grp, float* part) {
+    const int64_t r0 = grp * kGroupRows, n = std::min(kGroupRows, M - r0);
+    const Scratch sc(d, scratch + omp_get_thread_num() * d.thread_floats());
+    const EncoderTensors<float> g(s, part);
+    std::fill(part, part + P, 0.0f);
     float* dzg = dz + r0 * d.out;
     for (int64_t i = 0; i < n * d.out; ++i) dzg[i] = c.y[static_cast<size_t>(r0 * d.out + i)] > 0.0f ? d_y[r0 * d.out + i] : 0.0f;
     std::fill(ones + r0, ones + r0 + n, 1.0f);
@@ -223,7 +224,6 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
       gemm(false, true, d.F, d.KK1, ld1, sc.a1, ld1, sc.col1, ld1, 1.0f, g.conv1_w, d.KK1);
     });
   });
-  add_partials(parts, groups, P, P, d_params);
 }
 
 void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int64_t M, const EncoderCache<float>& c,

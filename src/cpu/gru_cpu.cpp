@@ -22,7 +22,6 @@ namespace rl2 {
 namespace {
 
 using cpu::add_col_sums;
-using cpu::add_partials;
 using cpu::gather_steps;
 using cpu::gemm;
 using cpu::scatter_steps;
@@ -173,15 +172,13 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
   const GruLayout l = gru_layout(s);
   const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H, P = l.total;
   const TrialChunks ch(B, T);
-  // Per chunk of up to b = ch.size trials: its partial gradient g [P]; dh [b, H] (the gradient reaching
-  // h[t+1]); dgh [T, b, 3H] (hidden-side gate grads [da_r, da_z, dhn]); dan [T, b, H] (da_n, the input
-  // side of the n gate); hs [T+1, b, H], xs [T, b, I], ds [T, b, O]: the chunk's rows of h, x and d_out;
-  // ones [T·b].
-  const int64_t b = ch.size, per_chunk = b * H + T * b * (G + H + I + O + 1) + (T + 1) * b * H + P;
-  float* base = work(c.work, ch.count() * per_chunk);
-  for_trial_chunks(T, B, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    const int64_t m = b1 - b0, rows = T * m;
-    float* g = base + chunk * per_chunk;
+  // Per chunk of up to b = ch.size trials, its region: its partial gradient g [P] (for_units_summed adds
+  // them in chunk order); dh [b, H] (the gradient reaching h[t+1]); dgh [T, b, 3H] (hidden-side gate
+  // grads [da_r, da_z, dhn]); dan [T, b, H] (da_n, the input side of the n gate); hs [T+1, b, H],
+  // xs [T, b, I], ds [T, b, O]: the chunk's rows of h, x and d_out; ones [T·b].
+  const int64_t b = ch.size, per_chunk = P + b * H + T * b * (G + H + I + O + 1) + (T + 1) * b * H;
+  cpu::for_units_summed(ch.count(), P, per_chunk, d_params, [&](int64_t chunk, float* g) {
+    const int64_t b0 = ch.begin(chunk), m = ch.end(chunk) - b0, rows = T * m;
     float* dh = g + P;
     float* dgh = dh + m * H;
     float* dan = dgh + rows * G;
@@ -219,7 +216,6 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
       scatter_steps(xs, T, B, I, b0, m, d_x);
     }
   });
-  add_partials(base, ch.count(), per_chunk, P, d_params);  // the chunks' g, per_chunk floats apart
 }
 
 void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, const GruCache<float>& c,
