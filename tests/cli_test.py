@@ -4,9 +4,12 @@ config files and determinism. Usage: cli_test.py PATH/TO/rl2-cuda"""
 import json
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BIN = None
@@ -282,6 +285,156 @@ class Training(unittest.TestCase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 1, p.stderr)
 
+
+
+def metrics_without_times(path):
+    """metrics.jsonl rows without the wall-time fields (wall_time, env_steps_per_s, seconds.*)."""
+    with open(path) as f:
+        rows = [json.loads(l) for l in f]
+    for r in rows:
+        for k in ["wall_time", "env_steps_per_s", "seconds"]:
+            r.pop(k)
+    return rows
+
+
+def safetensors_parts(path):
+    """(header without the trainer state's elapsed_seconds, data bytes) of a safetensors file."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    meta = header.get("__metadata__", {})
+    if "trainer_state" in meta:
+        state = json.loads(meta["trainer_state"])
+        state.pop("elapsed_seconds")  # wall time, the only field that may differ
+        meta["trainer_state"] = state
+    return header, blob[8 + n:]
+
+
+PROVENANCE_KEYS = ["rl2_cuda", "commit", "dirty", "build", "backend", "threads", "ranks", "cpu", "blas", "libraries"]
+
+
+class Provenance(unittest.TestCase):
+    """run.json, train/eval/baselines JSON and eval's table carry what a result depends on, under a key of its
+    own; metrics.jsonl and checkpoints do not (they stay byte-identical across machines and thread counts)."""
+    TINY = Training.TINY
+
+    def check(self, p, threads, backend="cpu"):
+        for key in PROVENANCE_KEYS:
+            self.assertIn(key, p)
+        self.assertRegex(p["commit"], r"^([0-9a-f]{12}|unknown)$")
+        self.assertIn(p["dirty"], [True, False] if p["commit"] != "unknown" else [None])
+        for key in ["type", "compiler", "cxx_flags"]:
+            self.assertIn(key, p["build"])
+        self.assertIn("-ffp-contract=off", p["build"]["cxx_flags"])
+        self.assertEqual((p["backend"], p["threads"], p["ranks"]), (backend, threads, 1))
+        self.assertTrue(p["cpu"]["model"])
+        self.assertTrue(p["blas"]["core"])
+        self.assertIn("OpenBLAS", p["blas"]["config"])
+        self.assertEqual(p["blas"]["OPENBLAS_CORETYPE"], os.environ.get("OPENBLAS_CORETYPE"))
+        for key in ["glibc", "openblas", "nlohmann_json", "cli11", "cuda_toolkit", "cudnn"]:
+            self.assertTrue(p["libraries"][key], key)
+
+    def test_everywhere(self):
+        with tempfile.TemporaryDirectory() as d:
+            rundir = os.path.join(d, "run")
+            out = json.loads(run("train", *self.TINY, "--iterations", "2", "--threads", "2", "--device", "cpu",
+                                 "--out", rundir, "--format", "json", check_rc=0).stdout)
+            self.check(out["provenance"], 2)
+            with open(os.path.join(rundir, "run.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual(len(cfg["provenance"]), 1)
+            self.check(cfg["provenance"][0], 2)
+            self.assertEqual(cfg["provenance"][0]["start_iteration"], 0)
+            # A resume appends its own entry; the config beside it is the run's.
+            run("train", "--resume", rundir, "--iterations", "3", "--threads", "1", check_rc=0)
+            with open(os.path.join(rundir, "run.json")) as f:
+                cfg2 = json.load(f)
+            self.assertEqual([p["start_iteration"] for p in cfg2["provenance"]], [0, 2])
+            self.check(cfg2["provenance"][1], 1)
+            cfg.pop("provenance"), cfg2.pop("provenance")
+            self.assertEqual(cfg2, dict(cfg, iterations=3))
+            # Never in metrics or checkpoints.
+            with open(os.path.join(rundir, "metrics.jsonl")) as f:
+                self.assertNotIn("provenance", f.read())
+            for name in ["checkpoint.safetensors", "policy.safetensors"]:
+                header, _ = safetensors_parts(os.path.join(rundir, name))
+                self.assertNotIn("provenance", json.dumps(header))
+            e = json.loads(run("eval", "--checkpoint", rundir, "--instances", "20", "--threads", "1",
+                               "--format", "json", check_rc=0).stdout)
+            self.check(e["provenance"], 1)
+            p = run("eval", "--checkpoint", rundir, "--instances", "20", "--threads", "1", check_rc=0)
+            line = [l for l in p.stdout.splitlines() if l.startswith("provenance:")]
+            self.assertEqual(len(line), 1, p.stdout)
+            self.assertIn(e["provenance"]["commit"], line[0])
+            self.assertIn("cpu, 1 thread, 1 rank", line[0])
+        b = json.loads(run("baselines", "--arms", "3", "--episodes", "4", "--policy", "greedy", "--instances", "20",
+                           "--threads", "1", "--format", "json", check_rc=0).stdout)
+        self.check(b["provenance"], 1)
+        b = json.loads(run("baselines", "--arms", "3", "--episodes", "4", "--instances", "20", "--tune-instances", "10",
+                           "--threads", "1", "--format", "json", check_rc=0).stdout)
+        self.check(b["provenance"], 1)
+
+
+class Preemption(unittest.TestCase):
+    """SIGTERM (a scheduler) or SIGINT (Ctrl-C) during training: a checkpoint of the last completed iteration,
+    one line on stderr, exit 128 + signal; --resume then ends exactly where an unbroken run does."""
+    CFG = ["--env", "bandit", "--arms", "5", "--episodes", "10", "--hidden", "16", "--steps-per-iter", "500",
+           "--threads", "1"]
+    ITERATIONS = 200  # about 1.5 s unbroken on one core: time to signal after a few iterations
+
+    def interrupted_run(self, rundir, sig, after_lines):
+        def default_signals():  # a shell may start background jobs with SIGINT ignored; rl2-cuda keeps that
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        p = subprocess.Popen([BIN, "train", *self.CFG, "--iterations", str(self.ITERATIONS), "--out", rundir],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+        metrics = os.path.join(rundir, "metrics.jsonl")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            if os.path.exists(metrics):
+                with open(metrics) as f:
+                    if f.read().count("\n") >= after_lines:
+                        break
+            time.sleep(0.005)
+        self.assertIsNone(p.poll(), "training ended before the signal; make the run longer")
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 128 + sig, err)
+        lines = [l for l in err.splitlines() if l.strip()]
+        name = signal.Signals(sig).name
+        m = re.fullmatch(r"rl2-cuda: interrupted by " + name + r" after iteration (\d+); checkpoint saved, "
+                         r"continue with --resume " + re.escape(rundir), lines[-1])
+        self.assertIsNotNone(m, f"last stderr line: {lines[-1]!r}")
+        self.assertEqual(len([l for l in lines if "interrupted" in l or "checkpoint" in l]), 1, err)
+        done = int(m.group(1))
+        self.assertTrue(after_lines <= done < self.ITERATIONS, done)
+        # The checkpoint and metrics.jsonl end at the same iteration.
+        header, _ = safetensors_parts(os.path.join(rundir, "checkpoint.safetensors"))
+        self.assertEqual(header["__metadata__"]["trainer_state"]["iteration"], done)
+        with open(metrics) as f:
+            self.assertEqual([json.loads(l)["iteration"] for l in f], list(range(1, done + 1)))
+        self.assertFalse(os.path.exists(os.path.join(rundir, "policy.safetensors")))
+        return done
+
+    def test_signal_then_resume_matches_an_unbroken_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            full = os.path.join(d, "full")
+            run("train", *self.CFG, "--iterations", str(self.ITERATIONS), "--out", full, check_rc=0)
+            for sig, after in [(signal.SIGTERM, 3), (signal.SIGINT, 5)]:
+                rundir = os.path.join(d, signal.Signals(sig).name)
+                done = self.interrupted_run(rundir, sig, after)
+                run("train", "--resume", rundir, "--threads", "1", check_rc=0)
+                self.assertEqual(metrics_without_times(os.path.join(rundir, "metrics.jsonl")),
+                                 metrics_without_times(os.path.join(full, "metrics.jsonl")))
+                self.assertEqual(safetensors_parts(os.path.join(rundir, "checkpoint.safetensors")),
+                                 safetensors_parts(os.path.join(full, "checkpoint.safetensors")))
+                for name in ["policy.safetensors"]:
+                    with open(os.path.join(rundir, name), "rb") as a, open(os.path.join(full, name), "rb") as b:
+                        self.assertEqual(a.read(), b.read(), name)
+                with open(os.path.join(rundir, "run.json")) as f:
+                    self.assertEqual([p["start_iteration"] for p in json.load(f)["provenance"]], [0, done])
 
 
 class Maze(unittest.TestCase):

@@ -94,8 +94,11 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vect
                                                                            : std::vector<bool>(results.size(), false);
 
   if (g.json()) {
+    // The classical policies run on the CPU whatever --device says.
     if (results.size() == 1) {
-      std::cout << result_json(cfg, results[0], opt, g.seed).dump() << "\n";
+      nlohmann::json j = result_json(cfg, results[0], opt, g.seed);
+      j["provenance"] = provenance(Device::kCpu);
+      std::cout << j.dump() << "\n";
     } else {
       nlohmann::json out = env_to_json(cfg);
       out["policy"] = "all";
@@ -108,6 +111,7 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vect
         j["not_worse_than_best"] = static_cast<bool>(marks[i]);
         out["results"].push_back(j);
       }
+      out["provenance"] = provenance(Device::kCpu);
       std::cout << out.dump() << "\n";
     }
     return 0;

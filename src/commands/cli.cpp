@@ -6,6 +6,7 @@
 
 #include "commands/common.hpp"
 #include "rl2/core/check.hpp"
+#include "rl2/train/run.hpp"
 
 namespace rl2 {
 namespace {
@@ -15,7 +16,7 @@ constexpr const char* kFooter = R"(Examples:
   rl2-cuda --env maze --mazes 1000             train on 1000 mazes, evaluate Table 3 on held-out mazes
   rl2-cuda train --env mdp --episodes 10 --out runs/mdp10
   rl2-cuda train --env mdp --episodes 10 --hidden 64 --iterations 3000 --algo ppo --entropy-coef 0.03 \
-      --ppo-epochs 4 --ppo-minibatches 8 --ppo-lr 0.002 --threads 1      MDP recipe for a CPU: 142.9 in 20 min
+      --ppo-epochs 4 --ppo-minibatches 8 --ppo-lr 0.002                  MDP recipe for a CPU: 142.9 in 20 min
   rl2-cuda eval --checkpoint runs/mdp10 --instances 1000 --format json
   rl2-cuda export --checkpoint runs/mdp10 --format safetensors --out policy.safetensors
   rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
@@ -129,6 +130,11 @@ int run_cli(int argc, char** argv) {
     // The default job: train on the given setting, evaluate, and compare with the classical baselines.
     bare.seed = g.seed;
     return run_default_job(g, bare, bare_instances);
+  } catch (const Interrupted& e) {
+    // SIGINT/SIGTERM during training: the checkpoint is saved; exit as a shell reports death by the
+    // signal (128 + its number: 130 for SIGINT, 143 for SIGTERM), so schedulers and scripts see it.
+    std::cerr << "rl2-cuda: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const InputError& e) {
     std::cerr << "rl2-cuda: error: " << e.what() << "\n";
     return 2;

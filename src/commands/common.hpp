@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <iosfwd>
@@ -43,8 +44,42 @@ void add_global_flags(CLI::App& app, GlobalFlags& g);
 void add_env_flags(CLI::App& app, EnvFlags& f);
 // Applies --threads to OpenMP.
 void apply_threads(const GlobalFlags& g);
+// The same for training: --threads 0 means every core but no more threads than the batch's trial chunks
+// (core/chunks.hpp; a thread without a chunk only waits). Measured the fastest choice on 2 cores for every
+// default configuration (bench/RESULTS.md, "Chunked reductions"); no thread count changes a number.
+void apply_train_threads(const GlobalFlags& g, const TrainConfig& cfg);
 // Throws InputError when `count` items of `bytes_each` would not fit in host memory.
 void require_host_memory(double count, double bytes_each, const std::string& what);
+
+// Provenance (DESIGN.md section 11): what a result depends on besides its config and seed, for this
+// process as it runs now: rl2-cuda version, commit (and whether the tree was dirty), build type, compiler
+// and flags, the backend that computes (cpu or cuda, as used, with the GPU), threads (OpenMP's count
+// now), ranks, CPU model, the BLAS in use (OpenBLAS config, core type, OPENBLAS_CORETYPE), library
+// versions. Every command's JSON output carries it under its own key "provenance", so comparisons drop
+// one key; it never enters metrics.jsonl or checkpoints, which must stay byte-identical across machines
+// and thread counts. Call after apply_threads.
+nlohmann::json provenance(Device backend);
+// The same in one line, for table output.
+std::string provenance_line(const nlohmann::json& p);
+
+// Generated on every build by src/rl2_commit.cmake: `git rev-parse --short=12 HEAD` of the source tree,
+// or "unknown" outside a git checkout; whether `git status --porcelain` listed anything.
+const char* build_commit();
+bool build_dirty();
+
+// While alive, SIGINT and SIGTERM only record the signal number in received() (one lock-free atomic
+// store; no I/O in the handler) for train_run to stop between iterations; the destructor restores the
+// previous handlers. A signal ignored when we start (SIGINT for a background job of a non-interactive
+// shell) stays ignored. A signal recorded but never acted on (it came after the last check) goes to the
+// previous handler when this ends normally. One instance at a time.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  const std::atomic<int>& received() const;
+};
 
 struct BaselinesFlags {
   EnvFlags env;

@@ -152,6 +152,7 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
 struct Trained {
   LoadedRun run;                     // final config and state; run.source is the run directory
   std::unique_ptr<Learner> learner;  // holds that state, ready to evaluate
+  nlohmann::json provenance;         // this process's, as recorded in run.json
 };
 
 // Trains and returns the run with its learner; prints progress to stderr.
@@ -175,6 +176,7 @@ Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& hu
     RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
                 dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
   }
+  apply_train_threads(g, run.cfg);
   const Device device = train_device(g, &note);
   human << note << "\n";
   auto learner = make_learner(device, run.cfg);
@@ -185,22 +187,31 @@ Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& hu
   RunOptions opt;
   opt.dir = dir;
   opt.checkpoint_every = std::max<int64_t>(1, f.checkpoint_every);
-  train_run(*learner, run.cfg, opt, std::cerr, isatty(fileno(stderr)) != 0);
+  opt.provenance = provenance(device);
+  {
+    // SIGINT/SIGTERM (Ctrl-C, a scheduler's preemption): train_run finishes the iteration in flight,
+    // checkpoints it and throws Interrupted, which run_cli turns into one line and exit 128 + signal.
+    const StopSignals stop;
+    opt.stop = &stop.received();
+    train_run(*learner, run.cfg, opt, std::cerr, isatty(fileno(stderr)) != 0);
+  }
   run.state = learner->state();
   export_policy((fs::path(dir) / "policy.safetensors").string(), run.cfg, run.state);
   run.source = dir;
   human << "trained " << run.state.iteration << " iterations in " << static_cast<int>(run.state.elapsed_seconds)
         << " s; policy exported to " << (fs::path(dir) / "policy.safetensors").string() << "\n";
-  return Trained{std::move(run), std::move(learner)};
+  return Trained{std::move(run), std::move(learner), std::move(opt.provenance)};
 }
 
 int run_train(const GlobalFlags& g, const TrainFlags& f) {
-  const LoadedRun run = run_training(g, f, g.human()).run;
+  const Trained trained = run_training(g, f, g.human());
+  const LoadedRun& run = trained.run;
   if (g.json()) {
     nlohmann::json j = config_to_json(run.cfg);
     j["run_dir"] = run.source;
     j["iterations_done"] = run.state.iteration;
     j["seconds"] = run.state.elapsed_seconds;
+    j["provenance"] = trained.provenance;
     std::cout << j.dump() << "\n";
   }
   return 0;
@@ -241,6 +252,7 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   }
   e["checkpoint"] = run.source;
   e["iteration"] = run.state.iteration;
+  e["provenance"] = provenance(device);
   if (!f.video.empty()) {
     constexpr int64_t kVideoTrials = 3;
     const EnvConfig small = maze_eval_env(cfg.env, false);
@@ -252,11 +264,14 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   }
   if (g.json()) {
     std::cout << e.dump() << "\n";
-  } else if (maze) {
+    return 0;
+  }
+  if (maze) {
     std::cout << table;
   } else {
     print_eval(std::cout, e);
   }
+  std::cout << provenance_line(e["provenance"]) << "\n";
   return 0;
 }
 
@@ -280,10 +295,12 @@ int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances
     std::string table;
     nlohmann::json e = maze_eval(*trained.learner, instances, trained.run.cfg.seed, human, &table);
     e["run_dir"] = trained.run.source;
+    e["provenance"] = trained.provenance;
     const fs::path dir(trained.run.source);
     write_file_atomic((dir / "table3.json").string(), e.dump(1) + "\n");
     write_file_atomic((dir / "table3.md").string(), table);
-    human << table << "written to " << (dir / "table3.md").string() << " and table3.json\n";
+    human << table << "written to " << (dir / "table3.md").string() << " and table3.json\n"
+          << provenance_line(trained.provenance) << "\n";
     if (g.json()) std::cout << e.dump() << "\n";
     return 0;
   }
@@ -304,10 +321,16 @@ int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances
     nlohmann::json out;
     out["rl2"] = e;
     out["baselines"] = nlohmann::json::parse(captured.str());
+    // One provenance for the whole job, at the top: this process's, with the backend RL² trained and
+    // evaluated on (the classical baselines always run on the CPU).
+    out["baselines"].erase("provenance");
+    out["provenance"] = trained.provenance;
     std::cout << out.dump() << "\n";
     return rc;
   }
-  return run_baselines(g, bf, &rl2_totals);
+  const int rc = run_baselines(g, bf, &rl2_totals);
+  human << provenance_line(trained.provenance) << "\n";
+  return rc;
 }
 
 }  // namespace rl2

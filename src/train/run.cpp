@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -97,6 +98,12 @@ std::string format_duration(double s) {
     std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
   }
   return buf;
+}
+
+std::string signal_name(int sig) {
+  if (sig == SIGINT) return "SIGINT";
+  if (sig == SIGTERM) return "SIGTERM";
+  return "signal " + std::to_string(sig);
 }
 
 }  // namespace
@@ -294,10 +301,44 @@ LoadedRun load_run(const std::string& dir_or_file) {
   return r;
 }
 
+namespace {
+
+// run.json: the resolved config, and under "provenance" one entry per process that trained this run,
+// each with the iteration it started from. A list rather than the latest process alone: a run resumed on
+// another machine or build depends on every segment. Entries of earlier processes are kept only when
+// they started before this one (start_iteration < this start), i.e. when their iterations are in the
+// checkpoint being continued; a start that crashed before its first checkpoint, or an older run in a
+// reused directory, contributed nothing and is dropped. An unreadable old run.json keeps no history.
+nlohmann::json run_json(const fs::path& path, const TrainConfig& cfg, const nlohmann::json& provenance,
+                        int64_t start_iter) {
+  nlohmann::json history = nlohmann::json::array();
+  if (std::ifstream in(path); in) {
+    try {
+      const nlohmann::json old = nlohmann::json::parse(in);
+      if (old.contains("provenance") && old["provenance"].is_array())
+        for (const auto& p : old["provenance"])
+          if (p.is_object() && p.value("start_iteration", start_iter) < start_iter) history.push_back(p);
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  if (!provenance.is_null()) {
+    nlohmann::json p = provenance;
+    p["start_iteration"] = start_iter;
+    history.push_back(std::move(p));
+  }
+  nlohmann::json j = config_to_json(cfg);
+  if (!history.empty()) j["provenance"] = std::move(history);
+  return j;
+}
+
+}  // namespace
+
 void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, std::ostream& log, bool tty) {
   const fs::path dir(opt.dir);
   fs::create_directories(dir);
-  write_file_atomic((dir / "run.json").string(), config_to_json(cfg).dump(1) + "\n");
+  const int64_t start_iter = learner.state().iteration;
+  const fs::path run_path = dir / "run.json";
+  write_file_atomic(run_path.string(), run_json(run_path, cfg, opt.provenance, start_iter).dump(1) + "\n");
   write_file_atomic((dir / "config.toml").string(), config_to_toml(cfg));
   // Keep only metrics of iterations the checkpoint has; later ones are replayed identically.
   const fs::path metrics_path = dir / "metrics.jsonl";
@@ -319,12 +360,31 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
   std::ofstream metrics(metrics_path, std::ios::app);
   RL2_REQUIRE(metrics.good(), "cannot write " + metrics_path.string());
 
-  const int64_t start_iter = learner.state().iteration;
   const auto t_start = std::chrono::steady_clock::now();
   auto last_line = t_start;
   const double elapsed0 = learner.state().elapsed_seconds;
   const std::string ckpt = (dir / "checkpoint.safetensors").string();
-  while (learner.state().iteration < cfg.iterations) {
+  int64_t saved = -1;  // the iteration this process last checkpointed
+  auto save = [&](const TrainState& st) {
+    save_checkpoint(ckpt, cfg, st);
+    saved = st.iteration;
+  };
+  for (;;) {
+    // A stop request (the CLI's SIGINT/SIGTERM) is honoured here, between iterations: the iteration in
+    // flight when it came has completed (an iteration cannot stop halfway), its metrics line is written,
+    // so checkpointing it keeps metrics.jsonl and the checkpoint at the same iteration. A second signal
+    // meanwhile changes nothing, and the save is atomic: a SIGKILL leaves the previous checkpoint whole.
+    if (opt.stop != nullptr && opt.stop->load() != 0) {
+      const int sig = opt.stop->load();
+      const TrainState& st = learner.state();
+      if (saved != st.iteration) save(st);
+      // On a terminal, end the rewritten progress line (the last iteration's ends with a newline).
+      if (tty && st.iteration > start_iter && st.iteration < cfg.iterations) log << "\n" << std::flush;
+      throw Interrupted(sig, st.iteration,
+                        "interrupted by " + signal_name(sig) + " after iteration " + std::to_string(st.iteration) +
+                            "; checkpoint saved, continue with --resume " + opt.dir);
+    }
+    if (learner.state().iteration >= cfg.iterations) break;
     const auto t0 = std::chrono::steady_clock::now();
     const IterationStats s = learner.iterate();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -354,7 +414,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     m["wall_time"] = st.elapsed_seconds;
     metrics << m.dump() << "\n" << std::flush;
     const bool last = st.iteration >= cfg.iterations;
-    if (last || (st.iteration - start_iter) % opt.checkpoint_every == 0) save_checkpoint(ckpt, cfg, st);
+    if (last || (st.iteration - start_iter) % opt.checkpoint_every == 0) save(st);
 
     const double done = static_cast<double>(st.iteration - start_iter);
     const double per_iter = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() / done;
@@ -373,7 +433,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     if (s.update.status == UpdateStatus::kNonFinite) {
       log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.update.reason << "\n";
       if (st.nonfinite_in_a_row >= opt.max_nonfinite) {
-        save_checkpoint(ckpt, cfg, st);
+        if (saved != st.iteration) save(st);
         throw Error("training stopped: " + std::to_string(st.nonfinite_in_a_row) +
                     " iterations in a row had a non-finite loss, gradient or KL (the parameters were left unchanged; "
                     "checkpoint in " + opt.dir + ")");
