@@ -242,15 +242,8 @@ class Training(unittest.TestCase):
             # config.toml repeats the run exactly (metrics equal but for timings).
             rerun = os.path.join(d, "rerun")
             run("train", "--config", os.path.join(rundir, "config.toml"), "--out", rerun, check_rc=0)
-
-            def strip(path):
-                with open(path) as f:
-                    rows = [json.loads(l) for l in f]
-                for r in rows:
-                    for k in ["wall_time", "env_steps_per_s", "seconds"]:
-                        r.pop(k)
-                return rows
-            self.assertEqual(strip(os.path.join(rundir, "metrics.jsonl")), strip(os.path.join(rerun, "metrics.jsonl")))
+            self.assertEqual(metrics_without_times(os.path.join(rundir, "metrics.jsonl")),
+                             metrics_without_times(os.path.join(rerun, "metrics.jsonl")))
             # The same directory again is refused; --resume continues it.
             p = run("train", *self.TINY, "--iterations", "2", "--out", rundir)
             self.assertEqual(p.returncode, 2)

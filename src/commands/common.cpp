@@ -170,6 +170,10 @@ nlohmann::json provenance(Device backend) {
                     {"cli11", CLI11_VERSION},
                     {"cuda_toolkit", b.cuda_version},
                     {"cudnn", b.cudnn_version}};
+#if defined(RL2_WITH_CUDA)
+  // The CUDA libraries the dynamic loader found, as loaded (they may differ from the build's headers).
+  for (const CudaLibraryVersion& l : cuda_library_versions()) p["libraries"][l.name + "_loaded"] = l.runtime;
+#endif
   p["time_utc"] = utc_now();
   return p;
 }

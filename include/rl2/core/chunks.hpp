@@ -26,19 +26,24 @@ struct TrialChunks {
   int64_t end(int64_t c) const { return std::min(trials, (c + 1) * size); }
 };
 
-// Σ term(t, i) over t in [0, T) and trials i in [0, N): inside each chunk by time, then by trial; the
-// chunk sums in chunk order. term returns a double.
+// Σ term(t, i) over t in [0, steps) and the trials i of the chunks ch: inside each chunk by time, then by
+// trial; the chunk sums in chunk order. term returns a double.
 template <class F>
-double chunked_sum(int64_t T, int64_t N, F&& term) {
-  const TrialChunks ch(N, T);
+double chunked_sum(const TrialChunks& ch, int64_t steps, F&& term) {
   double total = 0.0;
   for (int64_t c = 0; c < ch.count(); ++c) {
     double s = 0.0;
-    for (int64_t t = 0; t < T; ++t)
+    for (int64_t t = 0; t < steps; ++t)
       for (int64_t i = ch.begin(c); i < ch.end(c); ++i) s += term(t, i);
     total += s;
   }
   return total;
+}
+
+// The same over a batch of N trials of T steps.
+template <class F>
+double chunked_sum(int64_t T, int64_t N, F&& term) {
+  return chunked_sum(TrialChunks(N, T), T, term);
 }
 
 // chunked_sum of a time-major [T, N] array.
@@ -47,18 +52,10 @@ double chunked_sum_of(int64_t T, int64_t N, const Real* v) {
   return chunked_sum(T, N, [v, N](int64_t t, int64_t i) { return static_cast<double>(v[t * N + i]); });
 }
 
-// The same over per-trial values v[i] (T = 1 for the chunking of a batch whose trials last T steps: pass
-// that T as steps_per_trial so the chunks are the batch's).
+// Σ term(i) over per-trial values of a batch of N trials of T steps, in the batch's chunks.
 template <class F>
-double chunked_trial_sum(int64_t N, int64_t steps_per_trial, F&& term) {
-  const TrialChunks ch(N, steps_per_trial);
-  double total = 0.0;
-  for (int64_t c = 0; c < ch.count(); ++c) {
-    double s = 0.0;
-    for (int64_t i = ch.begin(c); i < ch.end(c); ++i) s += term(i);
-    total += s;
-  }
-  return total;
+double chunked_trial_sum(int64_t N, int64_t T, F&& term) {
+  return chunked_sum(TrialChunks(N, T), 1, [&](int64_t, int64_t i) { return term(i); });
 }
 
 }  // namespace rl2
