@@ -16,7 +16,7 @@ constexpr const char* kFooter = R"(Examples:
   rl2-cuda --env maze --mazes 1000             train on 1000 mazes, evaluate Table 3 on held-out mazes
   rl2-cuda train --env mdp --episodes 10 --out runs/mdp10
   rl2-cuda train --env mdp --episodes 10 --hidden 64 --iterations 3000 --algo ppo --entropy-coef 0.03 \
-      --ppo-epochs 4 --ppo-minibatches 8 --ppo-lr 0.002                  MDP recipe for a CPU: 142.9 in 20 min
+      --ppo-epochs 4 --ppo-minibatches 8 --ppo-lr 0.002                  MDP recipe for a CPU: 145.3 in 25 min
   rl2-cuda eval --checkpoint runs/mdp10 --instances 1000 --format json
   rl2-cuda export --checkpoint runs/mdp10 --format safetensors --out policy.safetensors
   rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
