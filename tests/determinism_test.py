@@ -6,7 +6,8 @@ cores) and compares, byte for byte: metrics.jsonl without its wall-time fields, 
 export's tensors and metadata (but the elapsed wall time), the eval JSON and the baselines JSON (without
 their provenance, which records the thread count on purpose). A run checkpointed at 1 thread and resumed
 at 2 must equal the unbroken run. Each case is sized to give several trial chunks and encoder row groups
-(core/chunks.hpp), so a thread count that changed a partition would change the bytes.
+(core/chunks.hpp), so a thread count that changed a partition would change the bytes (the previous
+per-thread slabs fail the bandit, MDP and maze cases).
 
 Usage: determinism_test.py PATH/TO/rl2-cuda"""
 import json
@@ -20,9 +21,10 @@ import unittest
 BIN = None
 TIME_FIELDS = ("seconds", "wall_time", "env_steps_per_s")
 
-BANDIT = ["--env", "bandit", "--arms", "5", "--episodes", "10", "--hidden", "24", "--steps-per-iter", "3000"]
-# 30 trials of 10 x 10 steps: two chunks of 20 and 10 trials.
-MDP = ["--env", "mdp", "--episodes", "10", "--hidden", "16", "--steps-per-iter", "3000"]
+# 500 trials of 10 steps: 16 chunks, the last of 20 trials.
+BANDIT = ["--env", "bandit", "--arms", "5", "--episodes", "10", "--hidden", "64", "--steps-per-iter", "5000"]
+# 150 trials of 10 x 10 steps: 8 chunks of 20 trials, the last of 10.
+MDP = ["--env", "mdp", "--episodes", "10", "--hidden", "64", "--steps-per-iter", "15000"]
 # 12 trials of 2 x 90 steps (trials end early at the targets): chunks of 11 and 1 trials, 9 encoder row
 # groups of 256 steps. PPO here, TRPO above, so both updates are covered.
 MAZE = ["--env", "maze", "--size", "5", "--episodes", "2", "--horizon", "90", "--mazes", "20", "--hidden", "16",
