@@ -157,7 +157,6 @@ struct Trained {
 
 // Trains and returns the run with its learner; prints progress to stderr.
 Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human) {
-  apply_threads(g);
   std::string note;
   LoadedRun run;
   std::string dir;

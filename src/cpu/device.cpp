@@ -88,4 +88,13 @@ BuildInfo build_info() {
   return b;
 }
 
+void require_cuda_library_majors(const std::vector<CudaLibraryVersion>& libs) {
+  for (const CudaLibraryVersion& l : libs) {
+    if (l.runtime_major != l.built_major)
+      throw Error(l.name + " " + l.runtime + " was loaded at run time, but this rl2-cuda was built with " + l.name +
+                  " " + l.built + ": a different major version; put a " + l.name + " " +
+                  std::to_string(l.built_major) + ".x first on LD_LIBRARY_PATH");
+  }
+}
+
 }  // namespace rl2

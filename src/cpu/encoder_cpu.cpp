@@ -105,6 +105,16 @@ void for_pieces(const Dims& d, int64_t r0, int64_t n, F&& piece) {
   for (int64_t a = r0; a < r0 + n; a += d.R) piece(a, std::min(d.R, r0 + n - a));
 }
 
+// col1 = im2col of the images of steps [a, a + nr); a1 [F, nr·P1] = w * col1 (conv1's pre-activation
+// with weights w, or its tangent with the direction's weights).
+void conv1_piece(const Dims& d, const float* x, int64_t a, int64_t nr, const float* w, const Scratch& sc) {
+  const int64_t ld1 = nr * d.P1;
+  for (int64_t r = 0; r < nr; ++r) {
+    im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
+  }
+  gemm(false, false, d.F, ld1, d.KK1, w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
+}
+
 // y [M, n] (row stride ld) = b, row by row.
 void fill_rows(int64_t M, int64_t n, const float* b, float* y, int64_t ld) {
   for (int64_t m = 0; m < M; ++m) std::copy(b, b + n, y + m * ld);
@@ -128,10 +138,7 @@ void encoder_forward(const EncoderShape& s, const float* params, const float* x,
   for_groups(d, M, scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
     for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
       const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
-      for (int64_t r = 0; r < nr; ++r) {
-        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-      }
-      gemm(false, false, d.F, ld1, d.KK1, p.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
+      conv1_piece(d, x, a, nr, p.conv1_w, sc);
       for (int64_t r = 0; r < nr; ++r) {
         for (int64_t f = 0; f < d.F; ++f) {
           const float* z = sc.a1 + f * ld1 + r * d.P1;
@@ -240,10 +247,7 @@ void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int
     for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
       const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
       // a1 [F, nr·P1] = tangent of f1 = mask ⊙ (V1 * image + vb1).
-      for (int64_t r = 0; r < nr; ++r) {
-        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-      }
-      gemm(false, false, d.F, ld1, d.KK1, dv.conv1_w, d.KK1, sc.col1, ld1, 0.0f, sc.a1, ld1);
+      conv1_piece(d, x, a, nr, dv.conv1_w, sc);
       for (int64_t r = 0; r < nr; ++r) {
         for (int64_t f = 0; f < d.F; ++f) {
           const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;

@@ -9,7 +9,6 @@
 
 #include <mutex>
 
-#include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
 
 namespace rl2 {
@@ -86,15 +85,6 @@ std::vector<CudaLibraryVersion> cuda_library_versions() {
                   dnn_major});
 #endif
   return libs;
-}
-
-void require_cuda_library_majors(const std::vector<CudaLibraryVersion>& libs) {
-  for (const CudaLibraryVersion& l : libs) {
-    if (l.runtime_major != l.built_major)
-      throw Error(l.name + " " + l.runtime + " was loaded at run time, but this rl2-cuda was built with " + l.name +
-                  " " + l.built + ": a different major version; put a " + l.name + " " +
-                  std::to_string(l.built_major) + ".x first on LD_LIBRARY_PATH");
-  }
 }
 
 }  // namespace rl2
