@@ -2,9 +2,9 @@
 # Builds what a lent GPU runs (sm_90, static cudart, static GoogleTest) in build-gpu/ and packs gpu-carry/
 # (git-ignored; the device tool carries it): rl2-cuda and rl2_gpu_tests, and in gpu-carry/lib the shared
 # libraries they need beyond the device image's glibc, libstdc++, libgcc_s, driver, cuBLAS, cuDNN and NCCL:
-# OpenBLAS (once), libgfortran, libquadmath, libgomp, libpng, libz. Never libstdc++: Debian 12's needs
-# GLIBC_2.36. tests/carry_check.py packs and then checks the rule (every library found, GLIBC <= 2.34,
-# GLIBCXX <= 3.4.29, 60 MiB at most); a breach stops here, not on the GPU. See docs/gpu.md.
+# OpenBLAS (once), libgfortran, libquadmath, libgomp, libpng, libz, libprotobuf, libonnx_proto, libisal. Never
+# libstdc++: Debian 12's needs GLIBC_2.36. tests/carry_check.py packs and then checks the rule (every library
+# found, GLIBC <= 2.34, GLIBCXX <= 3.4.29, 60 MiB at most); a breach stops here, not on the GPU. See docs/gpu.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release > /dev/null

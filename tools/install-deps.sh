@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages rl2-cuda builds against (the CUDA toolkit itself is assumed present;
 # without nvcc the build is CPU-only). Skips apt entirely when everything is already installed.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ python3 python3-numpy libcli11-dev nlohmann-json3-dev librandom123-dev libgtest-dev libopenblas-dev libpng-dev)
+pkgs=(cmake ninja-build g++ python3 python3-numpy python3-pip libcli11-dev nlohmann-json3-dev librandom123-dev libgtest-dev libopenblas-dev libpng-dev
+      libprotobuf-dev protobuf-compiler libonnx-dev libisal-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,9 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The interop test needs numpy in whichever python3 is first on PATH (it may not be Debian's).
-if ! python3 -c "import numpy" 2>/dev/null; then
-  echo "install-deps: installing numpy for $(command -v python3)"
-  python3 -m pip install --quiet numpy
-fi
+# The interop tests need numpy, onnx, onnxruntime and tensorboard in whichever python3 is first on PATH (it
+# may not be Debian's); each is installed from PyPI only when missing. Debian's own python3 refuses pip
+# installs (PEP 668) and packages neither onnxruntime nor tensorboard, so there pip is told to go ahead.
+for m in numpy onnx onnxruntime tensorboard; do
+  if ! python3 -c "import $m" 2>/dev/null; then
+    echo "install-deps: installing $m for $(command -v python3)"
+    python3 -m pip install --quiet "$m" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$m"
+  fi
+done
 echo "install-deps: all build dependencies present"

@@ -19,6 +19,7 @@ constexpr const char* kFooter = R"(Examples:
       --ppo-epochs 4 --ppo-minibatches 8 --ppo-lr 0.002                  MDP recipe for a CPU: 145.3 in 25 min
   rl2-cuda eval --checkpoint runs/mdp10 --instances 1000 --format json
   rl2-cuda export --checkpoint runs/mdp10 --format safetensors --out policy.safetensors
+  rl2-cuda export --checkpoint runs/mdp10 --format onnx --out policy.onnx     the policy step for onnxruntime
   rl2-cuda baselines --env bandit --arms 10 --episodes 100 --policy all
   rl2-cuda baselines --env mdp --episodes 25 --policy ucrl2 --format json
   rl2-cuda bench --env bandit --arms 5 --episodes 10 --sweep

@@ -11,6 +11,7 @@
 #include "commands/maze_view.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/rng.hpp"
+#include "rl2/io/onnx_export.hpp"
 #include "rl2/io/paper.hpp"
 #include "rl2/stats/stats.hpp"
 #include "rl2/train/maze_eval.hpp"
@@ -276,12 +277,29 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
 
 int run_export(const GlobalFlags& g, const ExportFlags& f) {
   (void)g;
-  RL2_REQUIRE(f.format == "safetensors", "unknown export --format '" + f.format + "' (expected safetensors; onnx comes later)");
+  RL2_REQUIRE(f.format == "safetensors" || f.format == "onnx",
+              "unknown export --format '" + f.format + "' (expected safetensors or onnx)");
   RL2_REQUIRE(!f.checkpoint.empty(), "export needs --checkpoint DIR");
-  RL2_REQUIRE(!f.out.empty(), "export needs --out FILE.safetensors");
+  RL2_REQUIRE(!f.out.empty(), "export needs --out FILE");
+  // The file is written whole to a temporary beside --out and renamed over it (write_file_atomic), so a
+  // failure leaves no partial file; a bad --out is refused before anything is read.
+  std::error_code ec;
+  const fs::path out_dir = fs::path(f.out).parent_path().empty() ? fs::path(".") : fs::path(f.out).parent_path();
+  RL2_REQUIRE(fs::is_directory(out_dir, ec), "cannot write --out " + f.out + ": " + out_dir.string() +
+                                                  (fs::exists(out_dir, ec) ? " is not a directory" : " does not exist"));
+  RL2_REQUIRE(!fs::is_directory(f.out, ec), "cannot write --out " + f.out + ": it is a directory");
   const LoadedRun run = load_run(f.checkpoint);
-  export_policy(f.out, run.cfg, run.state);
-  std::cerr << "exported " << run.source << " (iteration " << run.state.iteration << ") to " << f.out << "\n";
+  const std::string bytes =
+      f.format == "onnx"
+          ? encode_onnx_policy(run.cfg.policy_shape(), network_tensors(run.cfg, run.state), "policy.", network_metadata(run.cfg))
+          : encode_safetensors(network_tensors(run.cfg, run.state), network_metadata(run.cfg));
+  try {
+    write_file_atomic(f.out, bytes);
+  } catch (const Error& e) {
+    throw InputError("cannot write --out " + f.out + ": " + e.what());
+  }
+  std::cerr << "exported " << run.source << " (iteration " << run.state.iteration << ") as " << f.format << " to "
+            << f.out << "\n";
   return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "rl2/core/check.hpp"
 #include "rl2/policy/network.hpp"
+#include "rl2/train/tensorboard_log.hpp"
 
 namespace fs = std::filesystem;
 
@@ -259,6 +260,9 @@ LoadedRun load_run(const std::string& dir_or_file) {
   }
   const SafetensorsFile f = read_safetensors(file);
   auto it = f.metadata.find("format");
+  RL2_REQUIRE(it == f.metadata.end() || it->second.rfind("rl2-cuda/", 0) != 0 || it->second == kFormat,
+              file + ": written in format " + it->second + ", which this rl2-cuda does not read (it reads " +
+                  std::string(kFormat) + "); use the rl2-cuda version that wrote it");
   RL2_REQUIRE(it != f.metadata.end() && it->second == kFormat, file + ": not an rl2-cuda file (metadata format is not " +
                                                                    std::string(kFormat) + ")");
   it = f.metadata.find("config");
@@ -359,6 +363,8 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
   write_file_atomic(metrics_path.string(), prefix);
   std::ofstream metrics(metrics_path, std::ios::app);
   RL2_REQUIRE(metrics.good(), "cannot write " + metrics_path.string());
+  // The TensorBoard event file follows metrics.jsonl: rewritten from the kept lines, appended with each.
+  TensorBoardLog tensorboard(dir.string(), kept, learner.state().elapsed_seconds);
 
   const auto t_start = std::chrono::steady_clock::now();
   auto last_line = t_start;
@@ -413,6 +419,7 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     }
     m["wall_time"] = st.elapsed_seconds;
     metrics << m.dump() << "\n" << std::flush;
+    tensorboard.append(m);
     const bool last = st.iteration >= cfg.iterations;
     if (last || (st.iteration - start_iter) % opt.checkpoint_every == 0) save(st);
 

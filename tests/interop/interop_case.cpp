@@ -6,10 +6,14 @@
 // rendered [3, 30, 40] CHW view in [-1, 1] from Maze::observe, random actions, the true rewards and
 // dones); trial B-1 replaces the image with uniform noise in [-1, 1] so every pixel position and channel
 // carries an independent value. Without an encoder net_forward is the GRU call bit for bit.
-// usage: rl2_interop_case MODEL.safetensors CASE.json
+// With --trial the case is whole trials of the run's environment: T = its trial length (bandit: episodes;
+// MDP and maze: episodes x horizon, the maze with the run's own horizon), the same trials and inputs
+// otherwise (tests/interop/onnx_check.py runs an ONNX export over them step by step).
+// usage: rl2_interop_case MODEL.safetensors CASE.json [--trial]
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "rl2/core/check.hpp"
@@ -41,13 +45,16 @@ void mdp_inputs(const rl2::InputLayout& layout, int32_t A, int64_t T, int64_t B,
 }
 
 // x: [T, B, I] for the maze: B trials of random actions from the start of distinct configurations.
+// whole_trial: the run's own horizon and episodes (T is its trial length), else short episodes.
 void maze_inputs(const rl2::InputLayout& layout, rl2::MazeParams p, uint64_t seed, int64_t T, int64_t B,
-                 std::vector<float>& x) {
+                 bool whole_trial, std::vector<float>& x) {
   using rl2::Maze;
   const int64_t I = layout.size();
-  p.horizon = kMazeCaseHorizon;
-  p.episodes = static_cast<int32_t>(T);  // the trial never finishes inside the case
-  p.mazes = 0;                           // trial b plays configuration b
+  if (!whole_trial) {
+    p.horizon = kMazeCaseHorizon;
+    p.episodes = static_cast<int32_t>(T);  // the trial never finishes inside the case
+  }
+  p.mazes = 0;  // trial b plays configuration b
   std::vector<float> task(static_cast<size_t>(Maze::task_size(p))), obs(static_cast<size_t>(layout.obs));
   rl2::RandomStream rs(seed, 0, 0, rl2::Purpose::kAction);
   for (int64_t b = 0; b < B; ++b) {
@@ -72,8 +79,9 @@ void maze_inputs(const rl2::InputLayout& layout, rl2::MazeParams p, uint64_t see
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: rl2_interop_case MODEL.safetensors CASE.json\n";
+  const bool whole_trial = argc == 4 && std::string(argv[3]) == "--trial";
+  if (argc != 3 && !whole_trial) {
+    std::cerr << "usage: rl2_interop_case MODEL.safetensors CASE.json [--trial]\n";
     return 2;
   }
   try {
@@ -81,11 +89,12 @@ int main(int argc, char** argv) {
     const rl2::InputLayout layout = run.cfg.input_layout();
     const rl2::NetShape shape = run.cfg.policy_shape();
     const bool maze = run.cfg.env.kind == rl2::EnvKind::kMaze || shape.encoder;
-    const int64_t T = maze ? kMazeSteps : kSteps, B = maze ? kMazeTrials : kTrials, I = layout.size(), A = shape.gru.out;
+    const int64_t T = whole_trial ? run.cfg.env.trial_length() : maze ? kMazeSteps : kSteps;
+    const int64_t B = maze ? kMazeTrials : kTrials, I = layout.size(), A = shape.gru.out;
     RL2_CHECK(shape.input() == I, "interop_case: the network's input size is not the input layout's");
     std::vector<float> x(static_cast<size_t>(T * B * I)), logits(static_cast<size_t>(T * B * A)), p(static_cast<size_t>(A));
     if (maze) {
-      maze_inputs(layout, run.cfg.env.maze, 123, T, B, x);
+      maze_inputs(layout, run.cfg.env.maze, 123, T, B, whole_trial, x);
     } else {
       mdp_inputs(layout, static_cast<int32_t>(A), T, B, x);
     }

@@ -1,7 +1,8 @@
 // A training run on disk (DESIGN.md sections 1 and 7): DIR/run.json (the resolved TrainConfig),
 // DIR/config.toml (the same as flags, for --config), DIR/metrics.jsonl (one line per iteration),
-// DIR/checkpoint.safetensors (networks + trainer state, replaced atomically) and DIR/policy.safetensors
-// (the export). Checkpoints and exports name tensors as torch.nn.GRU (and Conv2d/Linear) do.
+// DIR/checkpoint.safetensors (networks + trainer state, replaced atomically), DIR/policy.safetensors
+// (the export) and DIR/events.out.tfevents.rl2-cuda (metrics.jsonl for TensorBoard, tensorboard_log.hpp).
+// Checkpoints and exports name tensors as torch.nn.GRU (and Conv2d/Linear) do.
 // run.json also holds "provenance": one entry per process that trained the run (DESIGN.md section 11).
 #pragma once
 
