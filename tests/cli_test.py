@@ -54,7 +54,7 @@ class Errors(unittest.TestCase):
         self.assert_one_line_error(["baselines", "--device", "tpu"], "--device")
         self.assert_one_line_error(["baselines", "--env", "maze"], "no classical baselines for the maze")
         self.assert_one_line_error(["train", "--env", "maze", "--mazes", "0"], "--mazes must be at least 1")
-        self.assert_one_line_error(["render", "--size", "7"], "--size must be 5 or 9")
+        self.assert_one_line_error(["render", "--size", "6"], "--size must be 3, 5, 7 or 9")
         self.assert_one_line_error(["render", "--horizon", "20"], "--horizon 20 is too small")
         self.assert_one_line_error(["render", "--env", "bandit"], "maze only")
         self.assert_one_line_error(["render", "--frames", "0"], "--frames")
@@ -432,11 +432,12 @@ class Preemption(unittest.TestCase):
 
 class Maze(unittest.TestCase):
     """A CI-sized maze run end to end: train 2 TRPO iterations, evaluate Table 3 (JSON and text), write a
-    video, and the bare default job; bad maze input is a one-line error. One thread: these batches are too
+    video, and the bare default job; a ladder rung (the corridor, PPO by default) and its one evaluation
+    setting; bad maze input is a one-line error. One thread: these batches are too
     small to share, and spinning OpenMP/OpenBLAS threads make them many times slower on a busy machine
     (e.g. under ctest -j)."""
     TINY = ["--env", "maze", "--size", "5", "--episodes", "2", "--horizon", "89", "--mazes", "4",
-            "--hidden", "16", "--steps-per-iter", "356", "--threads", "1"]  # the smallest allowed horizon; 2 trials
+            "--hidden", "16", "--steps-per-iter", "356", "--threads", "1", "--algo", "trpo"]  # the smallest horizon; 2 trials
 
     def check_table3(self, out, instances):
         for key in ["env", "policy", "instances", "episodes", "mean", "stderr", "table3"]:
@@ -492,11 +493,35 @@ class Maze(unittest.TestCase):
             with open(os.path.join(job, "table3.md")) as f:
                 self.assertIn("| improved % |", f.read())
 
+    def test_ladder_rung_and_small_setting(self):
+        with tempfile.TemporaryDirectory() as d:
+            rundir = os.path.join(d, "corridor")
+            run("train", "--env", "maze", "--layout", "corridor", "--size", "3", "--hidden", "8", "--steps-per-iter",
+                "24", "--horizon", "12", "--iterations", "1", "--threads", "1", "--out", rundir, check_rc=0)
+            with open(os.path.join(rundir, "run.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual((cfg["layout"], cfg["size"], cfg["horizon"], cfg["algo"], cfg["gae_lambda"]),
+                             ("corridor", 3, 12, "ppo", 0.95))
+            out = json.loads(run("eval", "--checkpoint", rundir, "--instances", "6", "--format", "json",
+                                 "--threads", "1", check_rc=0).stdout)
+            self.assertEqual(list(out["table3"]), ["trained"])  # a rung: its own setting, no paper numbers
+            t = out["table3"]["trained"]
+            self.assertEqual((t["layout"], t["size"], t["horizon"], t["episodes"]), ("corridor", 3, 12, 5))
+            self.assertIsNone(t["paper_improved_pct"])
+            # The paper's setting, small only: one 5x5 evaluation.
+            tiny = os.path.join(d, "tiny")
+            run("train", *self.TINY, "--iterations", "1", "--out", tiny, check_rc=0)
+            out = json.loads(run("eval", "--checkpoint", tiny, "--instances", "4", "--settings", "small", "--format",
+                                 "json", "--threads", "1", check_rc=0).stdout)
+            self.assertEqual(list(out["table3"]), ["small"])
+
     def test_bad_maze_input(self):
         err = Errors.assert_one_line_error
         err(self, ["--env", "maze", "--mazes", "0"], "--mazes must be at least 1")
-        err(self, ["--env", "maze", "--size", "7"], "--size must be 5 or 9")
-        err(self, ["train", "--env", "maze", "--size", "7"], "--size must be 5 or 9")
+        err(self, ["--env", "maze", "--size", "4"], "--size must be 3, 5, 7 or 9")
+        err(self, ["train", "--env", "maze", "--size", "11"], "--size must be 3, 5, 7 or 9")
+        err(self, ["train", "--env", "maze", "--layout", "spiral"], "unknown --layout 'spiral'")
+        err(self, ["eval", "--checkpoint", "x", "--settings", "large"], "--settings")
         err(self, ["--env", "maze", "--horizon", "20"], "--horizon 20 is too small")
         err(self, ["train", "--env", "maze", "--horizon", "20"], "--horizon 20 is too small")
 

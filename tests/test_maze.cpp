@@ -18,10 +18,11 @@
 namespace rl2 {
 namespace {
 
-MazeParams params(int32_t size, int32_t mazes = 1000) {
+MazeParams params(int32_t size, int32_t mazes = 1000, int32_t layout = Maze::kPrim) {
   MazeParams p;
   p.size = size;
   p.mazes = mazes;
+  p.layout = layout;
   return p;
 }
 
@@ -54,7 +55,7 @@ Maze::State start(const MazeParams& p, const std::vector<float>& task) {
 }
 
 TEST(MazeLayout, PrimGivesPerfectMazesWithOuterWalls) {
-  for (int32_t size : {5, 9}) {
+  for (int32_t size : {3, 5, 7, 9}) {
     const MazeParams p = params(size);
     const int g = Maze::grid(p), s = Maze::nodes_per_side(p), nodes = s * s;
     for (uint64_t id = 0; id < 300; ++id) {
@@ -90,6 +91,37 @@ TEST(MazeLayout, PrimGivesPerfectMazesWithOuterWalls) {
       ASSERT_FALSE(tail[0] == tail[3] && tail[1] == tail[4]) << "target != start";
       ASSERT_EQ(static_cast<int>(tail[2]) % Maze::kTurn, 0);
     }
+  }
+}
+
+// The ladder's corridor: the nodes' bottom row carved end to end and nothing else, the start at one end
+// and the target at the other, both ends and all 12 start headings drawn.
+TEST(MazeLayout, CorridorIsOneStraightRowFromStartToTarget) {
+  for (int32_t size : {3, 5, 9}) {
+    const MazeParams p = params(size, 1000, Maze::kCorridor);
+    const int g = Maze::grid(p);
+    std::set<int> headings, starts;
+    for (uint64_t id = 0; id < 200; ++id) {
+      const auto task = config(p, 7, id);
+      const float* tail = task.data() + g * g;
+      for (int y = 0; y < g; ++y)
+        for (int x = 0; x < g; ++x) {
+          const int c = Maze::cell_at(p, task.data(), x, y);
+          const bool inside = y == 1 && x >= 1 && x <= g - 2;
+          ASSERT_EQ(c != Maze::kWall, inside) << "cell " << x << "," << y;
+        }
+      const int sx = static_cast<int>(tail[0]), tx = static_cast<int>(tail[3]);
+      ASSERT_EQ(tail[1], 1.0f);
+      ASSERT_EQ(tail[4], 1.0f);
+      ASSERT_EQ(sx + tx, g - 1) << "start and target at the two ends";
+      ASSERT_TRUE(sx == 1 || sx == g - 2);
+      ASSERT_EQ(Maze::cell_at(p, task.data(), tx, 1), Maze::kTarget);
+      ASSERT_EQ(static_cast<int>(tail[2]) % Maze::kTurn, 0);
+      headings.insert(static_cast<int>(tail[2]));
+      starts.insert(sx);
+    }
+    EXPECT_EQ(headings.size(), 12u);
+    EXPECT_EQ(starts.size(), 2u);
   }
 }
 
@@ -212,8 +244,8 @@ TEST(MazeDynamics, HorizonEndsTheEpisodeAtTheStartPose) {
 // cell) reaches the target of every sampled maze within max_shortest_path steps: the horizon bound
 // that validate() enforces is enough, and corridors never make it bump.
 TEST(MazeDynamics, PlannedWalkReachesEveryTargetWithinTheHorizonBound) {
-  for (int32_t size : {5, 9}) {
-    const MazeParams p = params(size);
+  for (const MazeParams p : {params(3), params(5), params(7), params(9), params(3, 1000, Maze::kCorridor),
+                             params(5, 1000, Maze::kCorridor), params(9, 1000, Maze::kCorridor)}) {
     const int g = Maze::grid(p);
     int worst = 0;
     for (uint64_t id = 0; id < 300; ++id) {
@@ -393,7 +425,14 @@ TEST(MazeConfig, ValidationSaysWhatIsWrong) {
     }
     return std::string();
   };
-  EXPECT_NE(message([](MazeParams& m) { m.size = 7; }).find("--size must be 5 or 9"), std::string::npos);
+  for (int32_t size : {1, 4, 11})
+    EXPECT_NE(message([&](MazeParams& m) { m.size = size; }).find("--size must be 3, 5, 7 or 9"), std::string::npos);
+  EXPECT_EQ(message([](MazeParams& m) { m.size = 3; }), "");
+  EXPECT_EQ(message([](MazeParams& m) { m.size = 7; }), "");  // its bound is 166 steps
+  EXPECT_NE(message([](MazeParams& m) { m.layout = 2; }).find("layout 2 is unknown"), std::string::npos);
+  EXPECT_EQ(parse_maze_layout("corridor"), Maze::kCorridor);
+  EXPECT_EQ(maze_layout_name(parse_maze_layout("prim")), "prim");
+  EXPECT_THROW(parse_maze_layout("spiral"), InputError);
   EXPECT_NE(message([](MazeParams& m) { m.episodes = 0; }).find("--episodes"), std::string::npos);
   EXPECT_NE(message([](MazeParams& m) { m.mazes = -1; }).find("--mazes"), std::string::npos);
   EXPECT_EQ(message([](MazeParams& m) { m.mazes = 0; }), "");  // the evaluation's configurations

@@ -5,7 +5,12 @@ Where the run's setting is in the paper, the mean trial return is normalised as 
 Figure 2 (bandits): Gittins = 1, random = 0; Figure 3 (MDPs): OPSRL = 1, random = 0, using the paper's
 numbers from src/data/paper/*.csv. Otherwise the raw mean return is plotted.
 
+With --evals (JSON files of `rl2-cuda eval --format json` on checkpoints taken during a maze run), the
+figure has three panels: the batch return, the policy's entropy, and the held-out success % of episodes 1
+and 2 (the small setting, or a ladder rung's own) at each evaluated checkpoint's iteration.
+
 usage: tools/plot_learning_curves.py RUN_DIR [RUN_DIR ...] [--out curves.png] [--x iteration|env_steps|wall_time]
+                                     [--evals EVAL.json ...]
 """
 import argparse
 import csv
@@ -40,6 +45,7 @@ def main():
     ap.add_argument("runs", nargs="+", help="run directories (each with run.json and metrics.jsonl)")
     ap.add_argument("--out", default="curves.png")
     ap.add_argument("--x", default="iteration", choices=["iteration", "env_steps", "wall_time"])
+    ap.add_argument("--evals", nargs="*", default=[], help="maze: eval JSON files of checkpoints of the run")
     a = ap.parse_args()
     try:
         import matplotlib
@@ -47,7 +53,20 @@ def main():
         import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("plot_learning_curves: needs matplotlib (python3 -m pip install matplotlib)")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    evals = []
+    for path in a.evals:
+        try:
+            with open(path) as f:
+                e = json.load(f)
+            t = e["table3"].get("small") or e["table3"]["trained"]
+            evals.append((e["iteration"], [p["success_pct"] for p in t["per_episode"][:2]], t["instances"]))
+        except (OSError, KeyError, json.JSONDecodeError) as err:
+            sys.exit(f"plot_learning_curves: {path}: not a maze eval JSON ({err})")
+    evals.sort()
+    if evals:
+        fig, (ax, ax_ent, ax_succ) = plt.subplots(3, 1, figsize=(7, 9), sharex=True)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
     labels = set()
     for run in a.runs:
         try:
@@ -66,15 +85,30 @@ def main():
             labels.add(f"normalised: {label}")
         else:
             labels.add("mean trial return")
-        setting = f"k={cfg['arms']}" if cfg["env"] == "bandit" else f"S={cfg['states']}"
-        ax.plot(xs, ys, label=f"{cfg['env']} {setting} n={cfg['episodes']} ({os.path.basename(run.rstrip('/'))})")
+        setting = (f"k={cfg['arms']}" if cfg["env"] == "bandit" else f"S={cfg['states']}" if cfg["env"] == "mdp"
+                   else f"{cfg.get('layout', 'prim')} {cfg['size']}x{cfg['size']}")
+        label = f"{cfg['env']} {setting} n={cfg['episodes']} ({os.path.basename(run.rstrip('/'))})"
+        ax.plot(xs, ys, label=label)
+        if evals:
+            ax_ent.plot(xs, [r["entropy"] for r in rows], label=label)
     if any(l.startswith("normalised") for l in labels):
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(a.x.replace("_", " "))
     ax.set_ylabel("; ".join(sorted(labels)))
     ax.legend(fontsize=8)
     ax.set_title("RL² learning curves")
+    bottom = ax
+    if evals:
+        if a.x != "iteration":
+            sys.exit("plot_learning_curves: --evals needs --x iteration")
+        ax_ent.set_ylabel("policy entropy (nats)")
+        for k, name in enumerate(["episode 1", "episode 2"]):
+            ax_succ.plot([e[0] for e in evals], [e[1][k] for e in evals], marker="o", label=name)
+        ax_succ.set_ylabel(f"held-out success % ({evals[-1][2]} mazes)")
+        ax_succ.set_ylim(0, 100)
+        ax_succ.legend(fontsize=8)
+        bottom = ax_succ
+    bottom.set_xlabel(a.x.replace("_", " "))
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
     print(f"plot_learning_curves: wrote {a.out}", file=sys.stderr)

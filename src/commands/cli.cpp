@@ -62,11 +62,16 @@ int run_cli(int argc, char** argv) {
   eval->add_option("--checkpoint", ef.checkpoint, "run directory or .safetensors file")->required();
   eval->add_option("--instances", ef.instances, "held-out evaluation instances")->capture_default_str();
   eval->add_option("--video", ef.video, "maze: write the first 3 evaluation trials as PNG frames into this directory");
+  eval->add_option("--settings", ef.settings,
+                   "maze: both (5x5 and 9x9, Table 3) or small (5x5 only; the 9x9 setting takes most of the time)")
+      ->check(CLI::IsMember({"both", "small"}))
+      ->capture_default_str();
 
-  CLI::App* exp = app.add_subcommand("export", "export a trained policy and baseline as safetensors (torch.nn.GRU names)");
+  CLI::App* exp = app.add_subcommand("export", "export a trained policy: safetensors (policy and baseline, torch.nn.GRU "
+                                                "names) or ONNX (the policy's one-step function)");
   ExportFlags xf;
   exp->add_option("--checkpoint", xf.checkpoint, "run directory or .safetensors file")->required();
-  exp->add_option("--format", xf.format, "safetensors")->capture_default_str();
+  exp->add_option("--format", xf.format, "safetensors or onnx (docs/interop.md)")->capture_default_str();
   exp->add_option("--out", xf.out, "output file")->required();
 
   CLI::App* base = app.add_subcommand("baselines", "classical policies of the paper's Tables 1 and 2, tuned by grid search");

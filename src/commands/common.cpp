@@ -43,8 +43,13 @@ void add_env_flags(CLI::App& app, EnvFlags& f) {
                  "episodes per trial n (bandit: pulls; paper: 10, 100, 500 / 10..100; default 10, maze 2)");
   app.add_option("--states", f.states, "mdp: number of states (paper: 10)")->capture_default_str();
   app.add_option("--actions", f.actions, "mdp: number of actions (paper: 5)")->capture_default_str();
-  app.add_option("--horizon", f.horizon, "mdp, maze: steps per episode (default: mdp 10, maze 250, 9x9 maze 1000)");
-  app.add_option("--size", f.size, "maze: 5 or 9 (5x5 or 9x9 cells inside the outer wall)")->capture_default_str();
+  app.add_option("--horizon", f.horizon, "mdp, maze: steps per episode (default: mdp 10, maze 250; 3x3 and corridor 100, 7x7 500, 9x9 1000)");
+  app.add_option("--size", f.size, "maze: cells inside the outer wall, 3, 5, 7 or 9 (the paper's: 5 and 9)")
+      ->capture_default_str();
+  app.add_option("--layout", f.layout,
+                 "maze: prim (the paper's random mazes) or corridor (a straight corridor, the target at its far "
+                 "end: the first rung of the training ladder, docs/maze.md)")
+      ->capture_default_str();
   app.add_option("--mazes", f.mazes, "maze: training configurations (layout, start, target) drawn from the seed")
       ->capture_default_str();
 }
@@ -63,10 +68,12 @@ EnvConfig EnvFlags::to_config() const {
     c.mdp = {narrow(states, "states"), narrow(actions, "actions"), narrow(horizon.value_or(10), "horizon"),
              narrow(episodes.value_or(10), "episodes")};
   } else {
-    // The paper evaluates 9x9 mazes with 4x the 5x5 horizon.
+    // The paper evaluates 9x9 mazes with 4x the 5x5 horizon; the smaller ladder rungs get 100.
     const int32_t s = narrow(size, "size");
-    c.maze = {s, narrow(episodes.value_or(2), "episodes"), narrow(horizon.value_or(s == 9 ? 1000 : 250), "horizon"),
-              narrow(mazes, "mazes")};
+    const int32_t layout = parse_maze_layout(this->layout);
+    const int32_t default_horizon = layout == Maze::kCorridor || s == 3 ? 100 : s == 9 ? 1000 : s == 7 ? 500 : 250;
+    c.maze = {s, narrow(episodes.value_or(2), "episodes"), narrow(horizon.value_or(default_horizon), "horizon"),
+              narrow(mazes, "mazes"), layout};
   }
   c.validate();
   return c;

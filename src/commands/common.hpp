@@ -33,9 +33,10 @@ struct EnvFlags {
   std::optional<int64_t> episodes;  // unset: 10 (bandit, mdp), 2 (maze)
   int64_t states = 10;
   int64_t actions = 5;
-  std::optional<int64_t> horizon;  // unset: 10 (mdp), 250 (maze 5x5), 1000 (maze 9x9)
+  std::optional<int64_t> horizon;  // unset: 10 (mdp), 250 (maze 5x5; 3x3 and corridor 100, 7x7 500, 9x9 1000)
   int64_t size = 5;
   int64_t mazes = 1000;
+  std::string layout = "prim";  // maze: prim | corridor
   // Validated config; throws InputError for bad values.
   EnvConfig to_config() const;
 };
@@ -111,14 +112,16 @@ struct TrainFlags {
   int64_t iterations = kUnset;
   int64_t steps_per_iter = kUnset;
   int64_t hidden = kUnset;
-  std::string algo = "trpo";
+  std::optional<std::string> algo;  // unset: trpo, ppo for the maze on the CPU
   double max_kl = 0.01;
   double gamma = 0.99;
-  double gae_lambda = 0.3;
+  std::optional<double> gae_lambda;    // unset: 0.3, 0.95 for the maze
   std::optional<double> entropy_coef;  // unset: the default for this env
   double cg_damping = 0.01;
   int64_t cg_iters = 10;
-  PpoConfig ppo;
+  PpoConfig ppo;  // epochs and minibatches: see ppo_epochs, ppo_minibatches
+  std::optional<int> ppo_epochs;       // unset: 8, 4 for the maze
+  std::optional<int> ppo_minibatches;  // unset: 4, 8 for the maze
   std::string out;
   std::string resume;
   int64_t checkpoint_every = 1;
@@ -134,6 +137,7 @@ struct EvalFlags {
   int64_t instances = 1000;
   bool seed_given = false;
   std::string video;  // maze: a directory for the first evaluation trials' frames
+  std::string settings = "both";  // maze: "small" (5x5 only) or "both" (and 9x9: Table 3)
 };
 int run_eval(const GlobalFlags& g, const EvalFlags& f);
 

@@ -45,12 +45,14 @@ Device train_device(const GlobalFlags& g, std::string* note) {
 #endif
 }
 
-// A fresh directory name under runs/: runs/<env>-<setting>-seed<S>[-2, -3, ...].
+// A fresh directory name under runs/: runs/<env>-<setting>-seed<S>[-2, -3, ...]; the maze's setting is
+// 5x5 or, for the ladder's corridor, corridor5.
 std::string fresh_run_dir(const EnvConfig& env, uint64_t seed) {
   std::string base = "runs/" + env.name() + "-";
   base += env.kind == EnvKind::kBandit ? "k" + std::to_string(env.bandit.arms)
           : env.kind == EnvKind::kMdp  ? "s" + std::to_string(env.mdp.states)
-                                       : std::to_string(env.maze.size) + "x" + std::to_string(env.maze.size);
+          : env.maze.layout == Maze::kCorridor ? "corridor" + std::to_string(env.maze.size)
+                                               : std::to_string(env.maze.size) + "x" + std::to_string(env.maze.size);
   base += "-n" + std::to_string(env.episodes()) + "-seed" + std::to_string(seed);
   std::string dir = base;
   for (int i = 2; fs::exists(dir); ++i) dir = base + "-" + std::to_string(i);
@@ -76,8 +78,8 @@ nlohmann::json eval_json(const EnvConfig& env, const std::vector<double>& totals
 // The maze's evaluation (Table 3): the eval JSON of the small setting (its env, mean and stderr of the
 // total reward per trial) with both settings under "table3"; *markdown gets the table beside the paper.
 nlohmann::json maze_eval(Learner& learner, int64_t instances, uint64_t seed, std::ostream& human,
-                         std::string* markdown) {
-  const std::vector<MazeMetrics> t3 = evaluate_table3(learner, instances, &human);
+                         std::string* markdown, bool large = true) {
+  const std::vector<MazeMetrics> t3 = evaluate_table3(learner, instances, &human, large);
   *markdown = table3_markdown(t3);
   nlohmann::json j = eval_json(t3.front().env, t3.front().total, instances, seed);
   j["trained_on"] = env_to_json(learner.config().env);
@@ -95,10 +97,16 @@ void print_eval(std::ostream& os, const nlohmann::json& e) {
 
 }  // namespace
 
-// The maze on 2 CPU cores (docs/training.md): the encoder's FVPs dominate an iteration's cost.
+// The maze on 2 CPU cores (docs/training.md, "Maze"): chosen by the training ladder's runs (docs/maze.md).
+// TRPO with the bandit settings collapses its entropy without learning to navigate; PPO with GAE lambda
+// 0.95, batches of 40 trials and a larger entropy bonus learns.
 constexpr int32_t kMazeCpuHidden = 128;
-constexpr int64_t kMazeCpuStepsPerIter = 5000;
+constexpr int64_t kMazeCpuStepsPerIter = 20000;
 constexpr int64_t kMazeCpuIterations = 300;
+constexpr double kMazeGaeLambda = 0.95;
+constexpr double kMazeEntropyCoef = 0.03;
+constexpr int kMazePpoEpochs = 4;
+constexpr int kMazePpoMinibatches = 8;
 
 // One set of defaults while only the CPU trainer exists; the CUDA trainer brings its own (docs/training.md).
 TrainConfig TrainFlags::to_config() const {
@@ -110,14 +118,16 @@ TrainConfig TrainFlags::to_config() const {
   c.hidden = hidden == kUnset ? (maze ? kMazeCpuHidden : 256) : static_cast<int32_t>(hidden);
   c.steps_per_iter = steps_per_iter == kUnset ? (bandit ? 10000 : maze ? kMazeCpuStepsPerIter : 20000) : steps_per_iter;
   c.iterations = iterations == kUnset ? (bandit ? 150 : maze ? kMazeCpuIterations : 100) : iterations;
-  c.algo = algo;
+  c.algo = algo.value_or(maze ? "ppo" : "trpo");
   c.trpo.max_kl = max_kl;
   c.trpo.cg_damping = cg_damping;
   c.trpo.cg_iterations = static_cast<int>(cg_iters);
   c.ppo = ppo;
+  c.ppo.epochs = ppo_epochs.value_or(maze ? kMazePpoEpochs : PpoConfig{}.epochs);
+  c.ppo.minibatches = ppo_minibatches.value_or(maze ? kMazePpoMinibatches : PpoConfig{}.minibatches);
   c.gamma = gamma;
-  c.gae_lambda = gae_lambda;
-  c.entropy_coef = entropy_coef.value_or(bandit ? 0.0 : 0.01);
+  c.gae_lambda = gae_lambda.value_or(maze ? kMazeGaeLambda : 0.3);
+  c.entropy_coef = entropy_coef.value_or(bandit ? 0.0 : maze ? kMazeEntropyCoef : 0.01);
   c.seed = seed;
   c.validate();
   return c;
@@ -128,20 +138,20 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--iterations", f.iterations, "policy-update iterations (default per env and device; see docs/training.md)");
   app.add_option("--steps-per-iter", f.steps_per_iter, "environment steps per iteration, split into whole trials");
   app.add_option("--hidden", f.hidden, "GRU hidden size (default 256; 128 for the maze on the CPU)");
-  app.add_option("--algo", f.algo, "outer-loop algorithm: trpo (the paper's) or ppo (clipped ratio, Adam)")
-      ->capture_default_str();
+  app.add_option("--algo", f.algo,
+                 "outer-loop algorithm: trpo (the paper's; the default) or ppo (clipped ratio, Adam; the maze's default)");
   app.add_option("--max-kl", f.max_kl, "TRPO step size: mean KL limit delta")->capture_default_str();
   app.add_option("--gamma", f.gamma, "discount")->capture_default_str();
-  app.add_option("--gae-lambda", f.gae_lambda, "GAE lambda")->capture_default_str();
+  app.add_option("--gae-lambda", f.gae_lambda, "GAE lambda (default 0.3, the paper's; 0.95 for the maze)");
   app.add_option("--entropy-coef", f.entropy_coef,
-                 "entropy bonus beta added to the surrogate (default: 0 for bandits, 0.01 for MDPs and the maze)");
+                 "entropy bonus beta added to the surrogate (default: 0 for bandits, 0.01 for MDPs, 0.03 for the maze)");
   app.add_option("--cg-damping", f.cg_damping, "damping added to the Fisher matrix in conjugate gradient")
       ->capture_default_str();
   app.add_option("--cg-iters", f.cg_iters, "conjugate-gradient iterations")->capture_default_str();
   app.add_option("--ppo-clip", f.ppo.clip, "PPO: ratio clip epsilon")->capture_default_str();
-  app.add_option("--ppo-epochs", f.ppo.epochs, "PPO: passes over each batch (fewer when the KL guard trips)")
-      ->capture_default_str();
-  app.add_option("--ppo-minibatches", f.ppo.minibatches, "PPO: minibatches of whole trials per pass")->capture_default_str();
+  app.add_option("--ppo-epochs", f.ppo_epochs,
+                 "PPO: passes over each batch, fewer when the KL guard trips (default 8; 4 for the maze)");
+  app.add_option("--ppo-minibatches", f.ppo_minibatches, "PPO: minibatches of whole trials per pass (default 4; 8 for the maze)");
   app.add_option("--ppo-lr", f.ppo.lr, "PPO: Adam learning rate of the policy")->capture_default_str();
   app.add_option("--ppo-target-kl", f.ppo.target_kl, "PPO: a pass that takes the mean KL above 1.5x this ends the update")
       ->capture_default_str();
@@ -236,7 +246,7 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   }
   g.human() << note << "\n";
   // Per trial of the largest evaluation batch: the env, a network step's input and caches, the GRU state.
-  const EnvConfig biggest = maze ? maze_eval_env(cfg.env, true) : cfg.env;
+  const EnvConfig biggest = maze ? maze_eval_env(cfg.env, f.settings == "both") : cfg.env;
   require_host_memory(static_cast<double>(std::min<int64_t>(f.instances, 4096)),
                       8.0 * cfg.hidden + 4.0 * biggest.bytes_per_trial() +
                           4.0 * static_cast<double>(cfg.input_layout().size() + cfg.policy_shape().cache_floats_per_step()),
@@ -246,7 +256,7 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
   nlohmann::json e;
   std::string table;
   if (maze) {
-    e = maze_eval(*learner, f.instances, cfg.seed, g.human(), &table);
+    e = maze_eval(*learner, f.instances, cfg.seed, g.human(), &table, f.settings == "both");
   } else {
     e = eval_json(cfg.env, learner->evaluate(f.instances, kEvalStream), cfg.seed);
   }

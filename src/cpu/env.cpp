@@ -26,6 +26,14 @@ EnvKind parse_env_kind(const std::string& name) {
   throw InputError("unknown --env '" + name + "' (expected bandit, mdp or maze)");
 }
 
+int32_t parse_maze_layout(const std::string& name) {
+  if (name == "prim") return Maze::kPrim;
+  if (name == "corridor") return Maze::kCorridor;
+  throw InputError("unknown --layout '" + name + "' (expected prim or corridor)");
+}
+
+std::string maze_layout_name(int32_t layout) { return layout == Maze::kCorridor ? "corridor" : "prim"; }
+
 void EnvConfig::validate() const {
   if (kind == EnvKind::kBandit) {
     require_positive(bandit.arms, "arms");
@@ -42,8 +50,11 @@ void EnvConfig::validate() const {
     RL2_REQUIRE(mdp.actions <= kMaxActions, "--actions " + std::to_string(mdp.actions) + " is too large (at most " +
                                                 std::to_string(kMaxActions) + ")");
   } else {
-    RL2_REQUIRE(maze.size == 5 || maze.size == 9,
-                "--size must be 5 or 9 (a 5x5 or 9x9 maze; got " + std::to_string(maze.size) + ")");
+    RL2_REQUIRE(maze.size >= 3 && maze.size <= 9 && maze.size % 2 == 1,
+                "--size must be 3, 5, 7 or 9 (cells inside the outer wall; the paper's are 5 and 9; got " +
+                    std::to_string(maze.size) + ")");
+    RL2_REQUIRE(maze.layout == Maze::kPrim || maze.layout == Maze::kCorridor,
+                "maze layout " + std::to_string(maze.layout) + " is unknown");
     require_positive(maze.episodes, "episodes");
     // 0 is the evaluation's "every trial its own configuration"; the CLI asks for at least 1.
     RL2_REQUIRE(maze.mazes >= 0, "--mazes must be at least 1 (got " + std::to_string(maze.mazes) + ")");
@@ -64,7 +75,8 @@ std::string EnvConfig::describe() const {
   if (kind == EnvKind::kBandit)
     return "bandit k=" + std::to_string(bandit.arms) + " n=" + std::to_string(bandit.episodes);
   if (kind == EnvKind::kMaze)
-    return "maze " + std::to_string(maze.size) + "x" + std::to_string(maze.size) + " n=" + std::to_string(maze.episodes) +
+    return std::string(maze.layout == Maze::kCorridor ? "corridor " : "maze ") + std::to_string(maze.size) + "x" +
+           std::to_string(maze.size) + " n=" + std::to_string(maze.episodes) +
            " H=" + std::to_string(maze.horizon) + " M=" + std::to_string(maze.mazes);
   return "mdp S=" + std::to_string(mdp.states) + " A=" + std::to_string(mdp.actions) + " T=" +
          std::to_string(mdp.horizon) + " n=" + std::to_string(mdp.episodes);

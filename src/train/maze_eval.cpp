@@ -30,11 +30,20 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
+bool maze_ladder_rung(const EnvConfig& trained) {
+  return trained.kind == EnvKind::kMaze && (trained.maze.layout != Maze::kPrim || trained.maze.size < 5);
+}
+
 EnvConfig maze_eval_env(const EnvConfig& trained, bool large) {
   RL2_CHECK(trained.kind == EnvKind::kMaze, "maze_eval_env: not a maze");
   EnvConfig e = trained;
-  const int32_t small_horizon = trained.maze.size == 5 ? trained.maze.horizon : 250;
-  e.maze = MazeParams{large ? 9 : 5, kMazeEvalEpisodes, large ? 4 * small_horizon : small_horizon, 0};
+  if (maze_ladder_rung(trained)) {
+    e.maze.episodes = kMazeEvalEpisodes;
+    e.maze.mazes = 0;
+  } else {
+    const int32_t small_horizon = trained.maze.size == 5 ? trained.maze.horizon : 250;
+    e.maze = MazeParams{large ? 9 : 5, kMazeEvalEpisodes, large ? 4 * small_horizon : small_horizon, 0};
+  }
   e.validate();
   return e;
 }
@@ -70,13 +79,16 @@ MazeMetrics maze_metrics(const std::string& name, const EnvConfig& env, const Ev
   return m;
 }
 
-std::vector<MazeMetrics> evaluate_table3(Learner& learner, int64_t instances, std::ostream* log) {
+std::vector<MazeMetrics> evaluate_table3(Learner& learner, int64_t instances, std::ostream* log, bool large_too) {
   std::vector<MazeMetrics> out;
+  const bool rung = maze_ladder_rung(learner.config().env);
   for (bool large : {false, true}) {
+    if (large && (rung || !large_too)) break;
     const EnvConfig env = maze_eval_env(learner.config().env, large);
     const auto t0 = std::chrono::steady_clock::now();
     if (log) *log << "evaluating " << instances << " held-out configurations of " << env.describe() << " ..." << std::flush;
-    out.push_back(maze_metrics(large ? "large" : "small", env, learner.evaluate(env, instances, kEvalStream)));
+    out.push_back(maze_metrics(rung ? "trained" : large ? "large" : "small", env,
+                               learner.evaluate(env, instances, kEvalStream)));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (log) *log << " " << fmt("%.0f", secs) << " s\n";
   }
@@ -102,6 +114,7 @@ nlohmann::json table3_json(const std::vector<MazeMetrics>& ms) {
                        {"success_pct", number(paper_maze_value("success_pct", ep, m.name))}}}});
     }
     j[m.name] = {{"size", m.env.maze.size},
+                 {"layout", maze_layout_name(m.env.maze.layout)},
                  {"horizon", m.env.maze.horizon},
                  {"episodes", m.env.maze.episodes},
                  {"instances", m.instances},
@@ -123,7 +136,8 @@ std::string table3_markdown(const std::vector<MazeMetrics>& ms) {
   o << "Table 3 (maze): RL² on held-out configurations, " << kMazeEvalEpisodes
     << " episodes per trial; the paper's numbers (ViZDoom) in brackets.\n\n| episode |";
   for (const MazeMetrics& m : ms)
-    o << " " << m.name << " " << m.env.maze.size << "x" << m.env.maze.size << " (H=" << m.env.maze.horizon << ", "
+    o << " " << m.name << " " << (m.env.maze.layout == Maze::kCorridor ? "corridor " : "") << m.env.maze.size << "x"
+      << m.env.maze.size << " (H=" << m.env.maze.horizon << ", "
       << m.instances << " mazes): avg length of successes | success % |";
   o << "\n| --- |";
   for (size_t k = 0; k < ms.size(); ++k) o << " --- | --- |";

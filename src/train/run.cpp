@@ -125,6 +125,8 @@ nlohmann::json env_to_json(const EnvConfig& cfg) {
     j["mazes"] = cfg.maze.mazes;
     j["horizon"] = cfg.maze.horizon;
     j["episodes"] = cfg.maze.episodes;
+    // Written only for the ladder's corridor, so the paper's mazes keep the bytes of earlier versions.
+    if (cfg.maze.layout != Maze::kPrim) j["layout"] = maze_layout_name(cfg.maze.layout);
   }
   return j;
 }
@@ -137,7 +139,8 @@ EnvConfig env_from_json(const nlohmann::json& j) {
   } else if (c.kind == EnvKind::kMdp) {
     c.mdp = {get<int32_t>(j, "states"), get<int32_t>(j, "actions"), get<int32_t>(j, "horizon"), get<int32_t>(j, "episodes")};
   } else {
-    c.maze = {get<int32_t>(j, "size"), get<int32_t>(j, "episodes"), get<int32_t>(j, "horizon"), get<int32_t>(j, "mazes")};
+    c.maze = {get<int32_t>(j, "size"), get<int32_t>(j, "episodes"), get<int32_t>(j, "horizon"), get<int32_t>(j, "mazes"),
+              j.contains("layout") ? parse_maze_layout(get<std::string>(j, "layout")) : Maze::kPrim};
   }
   c.validate();
   return c;

@@ -33,6 +33,9 @@ struct EnvConfig {
 };
 
 EnvKind parse_env_kind(const std::string& name);  // throws InputError for an unknown name
+// Maze layouts by name: "prim" (Maze::kPrim, the paper's mazes) and "corridor" (Maze::kCorridor).
+int32_t parse_maze_layout(const std::string& name);  // throws InputError for an unknown name
+std::string maze_layout_name(int32_t layout);
 
 // Environments whose observation is drawn one column per thread (the maze): the CUDA kernels render their
 // view with render_column (kernels/launch.cuh) instead of calling observe() per trial.

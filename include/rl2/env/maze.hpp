@@ -30,10 +30,11 @@
 namespace rl2 {
 
 struct MazeParams {
-  int32_t size = 5;       // interior width in cells: 5 (7x7 grid) or 9 (11x11 grid)
+  int32_t size = 5;       // interior width in cells, odd, 3..9: 5 is a 7x7 grid, 9 an 11x11 grid
   int32_t episodes = 2;
   int32_t horizon = 250;  // steps per episode at most
   int32_t mazes = 1000;   // training pool of configurations; 0: every trial its own (evaluation)
+  int32_t layout = 0;     // Maze::kPrim (the paper's mazes) or Maze::kCorridor (a training-ladder rung)
 };
 
 struct Maze {
@@ -59,6 +60,10 @@ struct Maze {
   // Cell codes in the task's grid.
   static constexpr int32_t kFree = 0, kWall = 1, kTarget = 2;
   static constexpr int32_t kMaxEdges = 40;  // passages of the largest (s = 5) node grid: 2 s (s - 1)
+  // Layouts: a Prim maze over the whole grid, or one straight corridor (the nodes' bottom row, carved
+  // end to end) with the start at one end and the target at the other, the first rung of the training
+  // ladder (docs/maze.md): the target is in view once the agent faces along the corridor.
+  static constexpr int32_t kPrim = 0, kCorridor = 1;
 
   // Task layout (floats): cells [G*G] (index y*G + x, a cell code), then the start node's cell (x, y),
   // the start heading index and the target node's cell (x, y). Small integers, exact as floats.
@@ -72,8 +77,9 @@ struct Maze {
   // Steps an optimal agent may need, at most: turn to an axis (<= 180 deg: 6 turns), walk a path
   // through every node (n - 1 passages of 8 steps, the last one 2 short because touching the target
   // cell ends the episode) with a 90 deg turn (3 turns) at each of the n - 2 inner nodes: 11 n - 10.
+  // A corridor is a path through its s nodes with no inner turn: 6 + 8 (s - 1) - 2 <= 11 s - 10.
   RL2_HD static int32_t max_shortest_path(const Params& p) {
-    const int32_t n = nodes_per_side(p) * nodes_per_side(p);
+    const int32_t n = p.layout == kCorridor ? nodes_per_side(p) : nodes_per_side(p) * nodes_per_side(p);
     return 11 * n - 10;
   }
   RL2_HD static bool finished(const Params& p, const State& st) { return st.episode >= p.episodes; }
@@ -115,6 +121,13 @@ struct Maze {
     const int32_t dx[4] = {1, 0, -1, 0}, dy[4] = {0, 1, 0, -1};
     RandomStream rs(seed, config, 0, Purpose::kMaze);
     for (int32_t c = 0; c < g * g; ++c) task[c] = static_cast<float>(kWall);
+    if (p.layout == kCorridor) {
+      for (int32_t x = 1; x < g - 1; ++x) task[g + x] = static_cast<float>(kFree);
+      const int32_t start = rs.next_u32() >> 31 ? s - 1 : 0;  // which end; the target is at the other
+      const int32_t heading = kTurn * static_cast<int32_t>(uniform_int(rs.next_u32(), kHeadings / kTurn));
+      finish_config(p, task, start, heading, s - 1 - start);
+      return;
+    }
     int32_t edges[kMaxEdges];  // node * 4 + direction
     int32_t count = 0;
     auto carve = [&](int32_t node) {
@@ -142,6 +155,12 @@ struct Maze {
     const int32_t heading = kTurn * static_cast<int32_t>(uniform_int(rs.next_u32(), kHeadings / kTurn));
     int32_t target = static_cast<int32_t>(uniform_int(rs.next_u32(), static_cast<uint32_t>(nodes - 1)));
     if (target >= start) ++target;
+    finish_config(p, task, start, heading, target);
+  }
+  // Writes the task's tail (start cell, heading, target cell) and marks the target cell; nodes are
+  // numbered row by row from the bottom left.
+  RL2_HD static void finish_config(const Params& p, float* task, int32_t start, int32_t heading, int32_t target) {
+    const int32_t g = grid(p), s = nodes_per_side(p);
     float* tail = task + g * g;
     tail[0] = static_cast<float>(2 * (start % s) + 1);
     tail[1] = static_cast<float>(2 * (start / s) + 1);

@@ -26,7 +26,7 @@ struct MazeEpisodeMetrics {
 };
 
 struct MazeMetrics {
-  std::string name;  // "small" | "large"
+  std::string name;  // "small" | "large" | "trained" (a ladder rung)
   EnvConfig env;     // what was evaluated
   int64_t instances = 0;
   MeanStderr total;  // total reward per trial
@@ -34,14 +34,19 @@ struct MazeMetrics {
   double improved_pct = 0.0;  // NaN with fewer than 2 episodes
 };
 
+// A rung of the training ladder (docs/maze.md): the corridor or a 3x3 maze. Its evaluation is one setting,
+// "trained": the trained layout, size and horizon on held-out configurations, with no paper numbers.
+bool maze_ladder_rung(const EnvConfig& trained);
 // The evaluation setting for a policy trained on the maze `trained`: small = 5x5 with the trained horizon
-// (250 when it was trained on 9x9), large = 9x9 with 4x the small horizon; kMazeEvalEpisodes episodes.
+// (250 when it was trained on a larger maze), large = 9x9 with 4x the small horizon; kMazeEvalEpisodes
+// episodes. For a ladder rung both are the trained setting.
 EnvConfig maze_eval_env(const EnvConfig& trained, bool large);
 // Table 3's numbers from an evaluation of `env`.
 MazeMetrics maze_metrics(const std::string& name, const EnvConfig& env, const EvalResult& r);
-// Evaluates `instances` held-out configurations of the small and the large setting; with log, one line
-// per setting (what, and how long it took).
-std::vector<MazeMetrics> evaluate_table3(Learner& learner, int64_t instances, std::ostream* log = nullptr);
+// Evaluates `instances` held-out configurations of the small and (with `large`) the large setting; with
+// log, one line per setting (what, and how long it took). A ladder rung has its one setting.
+std::vector<MazeMetrics> evaluate_table3(Learner& learner, int64_t instances, std::ostream* log = nullptr,
+                                         bool large = true);
 
 // {"small": {...}, "large": {...}}: per setting size, horizon, episodes, instances, mean, stderr, improved_pct,
 // per_episode [{episode, successes, avg_len_success, avg_len_success_se, success_pct}], and the paper's
