@@ -43,7 +43,8 @@ void add_env_flags(CLI::App& app, EnvFlags& f) {
                  "episodes per trial n (bandit: pulls; paper: 10, 100, 500 / 10..100; default 10, maze 2)");
   app.add_option("--states", f.states, "mdp: number of states (paper: 10)")->capture_default_str();
   app.add_option("--actions", f.actions, "mdp: number of actions (paper: 5)")->capture_default_str();
-  app.add_option("--horizon", f.horizon, "mdp, maze: steps per episode (default: mdp 10, maze 250; 3x3 and corridor 100, 7x7 500, 9x9 1000)");
+  app.add_option("--horizon", f.horizon,
+                 "mdp, maze: steps per episode (default: mdp 10, maze 250; 3x3 and corridor 100, 7x7 500, 9x9 1000)");
   app.add_option("--size", f.size, "maze: cells inside the outer wall, 3, 5, 7 or 9 (the paper's: 5 and 9)")
       ->capture_default_str();
   app.add_option("--layout", f.layout,
