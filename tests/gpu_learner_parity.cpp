@@ -181,7 +181,8 @@ TEST_P(GpuNetParity, ForwardBackwardAndWeightSpaceRoundTrip) {
 
   // Round trip: canonical -> weight space -> canonical is a pure copy.
   DeviceBuffer<float> ws(static_cast<size_t>(g.gru.weight_space_floats())), back(b.params.size());
-  RL2_CUDA_CHECK(cudaMemset(ws.data(), 0, ws.bytes()));
+  // On the context's (non-blocking) stream, so the scatter below is ordered after it.
+  RL2_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), g.ctx.stream()));
   g.gru.pack(g.params.data(), ws.data());
   g.gru.unpack(ws.data(), back.data());
   const std::vector<float> round = host(g.ctx, back);

@@ -222,12 +222,17 @@ void CudnnGru::set_batch(int64_t batch) {
   batch_ = -1;  // until the descriptors describe `batch`
   set_data(I_, H_, T_, batch, x_desc_, y_desc_, h_desc_);
   if (batch != max_batch_) {
-    // The temp space was sized for max_batch; cuDNN's need must not grow for a smaller batch.
+    // The temp space was sized for max_batch, but cuDNN may choose another algorithm at a smaller batch (PPO's
+    // and the baseline's minibatches) that wants more: grow the buffers then. Rare, so the stream's work on the
+    // old buffers simply finishes first. The reserve space only carries a forward to its own backward, which
+    // always share one batch.
     CudnnTempBytes t;
     RL2_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, x_desc_, &t.work, &t.reserve));
-    RL2_CHECK(t.work <= temp_.work && t.reserve <= temp_.reserve,
-              "cuDNN asks for more temp space at batch " + std::to_string(batch) + " than at the largest batch " +
-                  std::to_string(max_batch_));
+    if (t.work > temp_.work || t.reserve > temp_.reserve) {
+      RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (t.work > temp_.work) work_ = DeviceBuffer<unsigned char>(temp_.work = t.work);
+      if (t.reserve > temp_.reserve) reserve_ = DeviceBuffer<unsigned char>(temp_.reserve = t.reserve);
+    }
   }
   batch_ = batch;
 }

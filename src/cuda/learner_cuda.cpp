@@ -462,6 +462,15 @@ void check_cuda_learner_fits(const TrainConfig& cfg) {
   RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
   const int64_t N = cfg.trials_per_iter(), T = cfg.env.trial_length();
   const GruShape pol = cfg.policy_shape().gru;
+  // cuDNN indexes an RNN data tensor (x [T, N, I], y [T, N, H]) with 32-bit integers: e.g. N = 2^20 trials of
+  // T = 10 steps with H = 256 would be 2.7e9 elements in y. Refuse that before any memory is counted.
+  const int64_t widest = std::max<int64_t>(pol.input, pol.hidden);
+  const int64_t max_trials = int64_t{INT_MAX} / (T * widest);
+  RL2_REQUIRE(N <= max_trials, "training on the GPU with --steps-per-iter " + std::to_string(cfg.steps_per_iter) +
+                                   " makes cuDNN tensors of " + std::to_string(T * N * widest) +
+                                   " elements (its limit is 2^31 - 1): at most " + std::to_string(max_trials * T) +
+                                   " steps per iteration for " + cfg.env.describe() + " with a GRU-" +
+                                   std::to_string(pol.hidden));
   // cuDNN's temp space at a reference batch, scaled linearly (it grows with the batch).
   const int64_t ref = std::min<int64_t>(N, 4096);
   cudnnHandle_t dnn = nullptr;
@@ -624,8 +633,8 @@ class CudaLearner final : public Learner {
   // Host state -> device (parameters, Adam moments); the device then holds exactly state().
   void upload_state() {
     ctx_.synchronize();  // nothing queued may still read or write the buffers replaced here
-    RL2_CUDA_CHECK(cudaMemcpy(pol_params_.data(), st_.policy.data(), pol_params_.bytes(), cudaMemcpyHostToDevice));
-    RL2_CUDA_CHECK(cudaMemcpy(base_params_.data(), st_.baseline.data(), base_params_.bytes(), cudaMemcpyHostToDevice));
+    copy_to_device(pol_params_.data(), st_.policy.data(), pol_params_.size());
+    copy_to_device(base_params_.data(), st_.baseline.data(), base_params_.size());
     upload_adam(st_.policy_adam, pol_adam_);
     upload_adam(st_.baseline_adam, base_adam_);
     device_fresh_ = true;
@@ -716,8 +725,7 @@ class CudaLearner final : public Learner {
         if (!std::isfinite(loss) ||
             !cuda_adam_step(ctx_, base_adam_, base_params_.data(), base_grad_.data(), P, cfg_.baseline_lr)) {
           ctx_.synchronize();
-          RL2_CUDA_CHECK(
-              cudaMemcpy(base_params_.data(), st_.baseline.data(), base_params_.bytes(), cudaMemcpyHostToDevice));
+          copy_to_device(base_params_.data(), st_.baseline.data(), base_params_.size());
           upload_adam(st_.baseline_adam, base_adam_);
           return std::numeric_limits<double>::quiet_NaN();  // a non-finite fit never changes the baseline
         }

@@ -36,16 +36,29 @@
 namespace rl2 {
 
 // ---- host <-> device copies (synchronous; for setup, state and tests) -----------------------------------
+// Our kernels run on non-blocking streams, which the legacy stream of a plain cudaMemcpy does not wait for,
+// and a cudaMemcpy from pageable memory returns once the data is staged, before its DMA has finished (CUDA
+// runtime API, "API synchronization behavior"). So each copy here waits for the whole device: before it
+// (what it reads is written) and after it (what it wrote has landed before any stream reads it).
+template <class T>
+void copy_to_device(T* device, const T* host, size_t count) {
+  if (count == 0) return;
+  RL2_CUDA_CHECK(cudaDeviceSynchronize());
+  RL2_CUDA_CHECK(cudaMemcpy(device, host, count * sizeof(T), cudaMemcpyHostToDevice));
+  RL2_CUDA_CHECK(cudaDeviceSynchronize());
+}
 template <class T>
 DeviceBuffer<T> to_device(const std::vector<T>& host) {
   DeviceBuffer<T> d(host.size());
-  if (!host.empty()) RL2_CUDA_CHECK(cudaMemcpy(d.data(), host.data(), d.bytes(), cudaMemcpyHostToDevice));
+  copy_to_device(d.data(), host.data(), host.size());
   return d;
 }
 template <class T>
 std::vector<T> to_host(const T* device, size_t count) {
   std::vector<T> out(count);
-  if (count > 0) RL2_CUDA_CHECK(cudaMemcpy(out.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
+  if (count == 0) return out;
+  RL2_CUDA_CHECK(cudaDeviceSynchronize());
+  RL2_CUDA_CHECK(cudaMemcpy(out.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
   return out;
 }
 template <class T>

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <iostream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -456,7 +457,17 @@ void CudaRollout::run(const float* policy_params_host, const float* baseline_par
   // First run (or graphs off): launch eagerly. That also loads every kernel (ours and cuBLAS's) before a
   // capture, which must not be the first use of a lazily loaded module.
   m.enqueue();
-  if (m.opt.use_graph) m.capture();
+  if (!m.opt.use_graph) return;
+  try {
+    m.capture();
+  } catch (const Error& e) {
+    // A refused capture leaves this run's eager results as they are; later runs launch eagerly too (the
+    // same kernels in the same order, so the same numbers), and the user hears of it once.
+    cudaGetLastError();
+    m.opt.use_graph = false;
+    std::cerr << "rl2-cuda: CUDA graph capture of the rollout failed (" << e.what()
+              << "); launching its kernels one by one instead\n";
+  }
 }
 
 void CudaRollout::synchronize() const { RL2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.s)); }
