@@ -299,7 +299,9 @@ void CudnnEncoder::set_rows(int64_t n) {
   if (n == desc_rows_) return;
   desc_rows_ = -1;  // until the descriptors describe n
   describe(shape_, n, packed_image_, image_desc_, f1_desc_, f2_desc_);
-  const size_t need = workspace_bytes();
+  auto known = workspace_by_rows_.find(n);
+  if (known == workspace_by_rows_.end()) known = workspace_by_rows_.emplace(n, workspace_bytes()).first;
+  const size_t need = known->second;
   if (need > work_.size()) {
     RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old workspace may be in use by queued work
     work_ = DeviceBuffer<unsigned char>(need);

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <unordered_map>
 
 #include "cuda/cuda_check.hpp"
 #include "rl2/policy/encoder.hpp"
@@ -77,6 +78,8 @@ class CudnnEncoder {
   int64_t max_rows_ = 0;
   int64_t chunk_rows_ = 0;                            // rows per cuDNN call (chunk_rows() in encoder_cudnn.cpp)
   int64_t desc_rows_ = -1;                            // the rows the tensor descriptors describe now
+  // cuDNN's workspace need per row count, asked once each: full and partial chunks alternate all iteration.
+  std::unordered_map<int64_t, size_t> workspace_by_rows_;
   int64_t last_rows_ = -1;                            // M of the last forward (backward must match it)
   bool packed_image_ = false;                         // conv1 reads a packed copy of the image instead of x in place
   cudnnTensorDescriptor_t image_desc_ = nullptr;      // [n, C, H, W], strides {in, H·W, W, 1} (or packed)
