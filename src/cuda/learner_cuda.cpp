@@ -632,7 +632,7 @@ class CudaLearner final : public Learner {
  private:
   // Host state -> device (parameters, Adam moments); the device then holds exactly state().
   void upload_state() {
-    ctx_.synchronize();  // nothing queued may still read or write the buffers replaced here
+    // copy_to_device waits for the device first, so nothing queued still uses the buffers replaced here.
     copy_to_device(pol_params_.data(), st_.policy.data(), pol_params_.size());
     copy_to_device(base_params_.data(), st_.baseline.data(), base_params_.size());
     upload_adam(st_.policy_adam, pol_adam_);
@@ -724,7 +724,6 @@ class CudaLearner final : public Learner {
         baseline_.backward(base_params_.data(), mb_x_.data(), b, d_out_.data(), base_grad_.data());
         if (!std::isfinite(loss) ||
             !cuda_adam_step(ctx_, base_adam_, base_params_.data(), base_grad_.data(), P, cfg_.baseline_lr)) {
-          ctx_.synchronize();
           copy_to_device(base_params_.data(), st_.baseline.data(), base_params_.size());
           upload_adam(st_.baseline_adam, base_adam_);
           return std::numeric_limits<double>::quiet_NaN();  // a non-finite fit never changes the baseline

@@ -38,8 +38,9 @@ namespace rl2 {
 // ---- host <-> device copies (synchronous; for setup, state and tests) -----------------------------------
 // Our kernels run on non-blocking streams, which the legacy stream of a plain cudaMemcpy does not wait for,
 // and a cudaMemcpy from pageable memory returns once the data is staged, before its DMA has finished (CUDA
-// runtime API, "API synchronization behavior"). So each copy here waits for the whole device: before it
-// (what it reads is written) and after it (what it wrote has landed before any stream reads it).
+// runtime API, "API synchronization behavior"). So each copy here waits for the whole device: before it (no
+// queued work still reads or writes its destination, or writes its source) and after it (what it wrote has
+// landed before any stream reads it). Callers need no synchronisation of their own around these.
 template <class T>
 void copy_to_device(T* device, const T* host, size_t count) {
   if (count == 0) return;
