@@ -526,6 +526,84 @@ class Maze(unittest.TestCase):
         err(self, ["train", "--env", "maze", "--horizon", "20"], "--horizon 20 is too small")
 
 
+class Reproduce(unittest.TestCase):
+    """`reproduce`: one small cell end to end with a tiny budget (CI's short reproduce run), its resume,
+    its refusal of a foreign run, and the periodic held-out evaluation it asks train for."""
+
+    def test_errors(self):
+        e = Errors()
+        e.assert_one_line_error(["reproduce", "--table", "4"], "--table must be 1, 2 or 3")
+        e.assert_one_line_error(["reproduce", "--table", "1", "--cells", "n10k7"], "unknown cell 'n10k7'")
+        e.assert_one_line_error(["reproduce", "--table", "2", "--cells", "n10k5"], "unknown cell 'n10k5' for --table 2")
+        e.assert_one_line_error(["reproduce"], "--table")
+        e.assert_one_line_error(["reproduce", "--table", "1", "--seeds", "-1"], "--seeds")
+        e.assert_one_line_error(["train", "--max-minutes", "-1"], "--max-minutes")
+        e.assert_one_line_error(["train", "--eval-every", "-2"], "--eval-every")
+        e.assert_one_line_error(["train", "--fvp-subsample", "0"], "--fvp-subsample must be in (0, 1]")
+        e.assert_one_line_error(["train", "--fvp-subsample", "1.5"], "--fvp-subsample must be in (0, 1]")
+
+    def test_one_cell_end_to_end_then_resumed(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "rp")
+            args = ["reproduce", "--table", "1", "--cells", "n10k5", "--budget-minutes", "0.02", "--seeds", "2",
+                    "--instances", "200", "--out", out, "--format", "json"]
+            first = json.loads(run(*args, check_rc=0).stdout)
+            self.assertEqual(first["table"], 1)
+            (cell,) = first["cells"]
+            for key in ["cell", "mean", "stderr", "paper", "best_baseline", "bayes_optimal", "seconds", "env_steps",
+                        "command"]:
+                self.assertIn(key, cell)
+            self.assertEqual(cell["cell"], "n10k5")
+            self.assertEqual(cell["paper"], 6.7)
+            self.assertAlmostEqual(cell["bayes_optimal"], 6.660, places=3)
+            self.assertTrue(cell["command"].startswith("rl2-cuda train --env bandit --arms 5 --episodes 10"))
+            self.assertEqual([s["seed"] for s in cell["seeds"]], [1, 2])
+            # Every seed on the same instances: the mean over seeds is the mean of the seeds' means.
+            self.assertAlmostEqual(cell["mean"], sum(s["mean"] for s in cell["seeds"]) / 2, places=9)
+            self.assertEqual(cell["env_steps"], sum(s["iterations"] * 10000 for s in cell["seeds"]))
+            self.assertTrue(all(1 <= s["iterations"] < 150 for s in cell["seeds"]), cell["seeds"])  # the budget stopped them
+            self.assertIn(cell["best_baseline"]["policy"], ["gittins", "ucb1", "greedy", "eps-greedy", "ots", "ts"])
+            self.assertIsInstance(cell["bold"], bool)
+            with open(os.path.join(out, "table1.md")) as f:
+                md = f.read()
+            self.assertIn("| n10k5 |", md)
+            self.assertIn("--seed 2", md)
+            # A second call with the same budget trains nothing and evaluates nothing again.
+            metrics = [os.path.join(out, "n10k5", f"seed{s}", "metrics.jsonl") for s in (1, 2)]
+            before = [open(m).read() for m in metrics]
+            again = json.loads(run(*args, check_rc=0).stdout)
+            self.assertEqual([open(m).read() for m in metrics], before)
+            self.assertEqual(again["cells"][0]["mean"], cell["mean"])
+            # A larger budget continues both runs where they stopped (one more iteration at least: the limit
+            # is checked before each iteration).
+            args[args.index("--budget-minutes") + 1] = str(max(s["seconds"] for s in cell["seeds"]) / 60 + 0.001)
+            more = json.loads(run(*args, check_rc=0).stdout)["cells"][0]
+            for s0, s1 in zip(cell["seeds"], more["seeds"]):
+                self.assertGreater(s1["iterations"], s0["iterations"])
+            # A run directory of another recipe is refused, not overwritten.
+            foreign = os.path.join(d, "foreign")
+            run("train", *Training.TINY, "--iterations", "1", "--out", os.path.join(foreign, "n10k5", "seed1"), check_rc=0)
+            p = run("reproduce", "--table", "1", "--cells", "n10k5", "--out", foreign)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("holds a run of another recipe", p.stderr)
+
+    def test_heldout_evaluations_leave_training_unchanged(self):
+        with tempfile.TemporaryDirectory() as d:
+            plain, evald = os.path.join(d, "plain"), os.path.join(d, "eval")
+            run("train", *Training.TINY, "--iterations", "3", "--out", plain, check_rc=0)
+            run("train", *Training.TINY, "--iterations", "3", "--eval-every", "2", "--eval-instances", "30",
+                "--out", evald, check_rc=0)
+            rows = metrics_without_times(os.path.join(evald, "metrics.jsonl"))
+            self.assertEqual(["heldout_mean" in r for r in rows], [False, True, True])  # every 2nd and the last
+            self.assertEqual(rows[1]["heldout_instances"], 30)
+            for r in rows:
+                for k in ["heldout_mean", "heldout_stderr", "heldout_instances"]:
+                    r.pop(k, None)
+            self.assertEqual(rows, metrics_without_times(os.path.join(plain, "metrics.jsonl")))
+            self.assertEqual(safetensors_parts(os.path.join(plain, "checkpoint.safetensors")),
+                             safetensors_parts(os.path.join(evald, "checkpoint.safetensors")))
+
+
 if __name__ == "__main__":
     BIN = sys.argv.pop(1)
     unittest.main(verbosity=1)

@@ -112,6 +112,19 @@ TEST(BayesOptimal, HandCheckableCases) {
   EXPECT_EQ(bayes_optimal_bandit_total(3, 0), 0.0);
 }
 
+TEST(BayesOptimal, ArmsBeyondThePullsChangeNothing) {
+  // Solved with every arm in the state, the value for arms > pulls equals the arms = pulls value.
+  for (int pulls = 1; pulls <= 4; ++pulls)
+    for (int arms = pulls + 1; arms <= pulls + 3; ++arms)
+      EXPECT_DOUBLE_EQ(detail::bayes_optimal_bandit_total_all_arms(arms, pulls), bayes_optimal_bandit_total(pulls, pulls))
+          << arms << " arms, " << pulls << " pulls";
+  // ...and more arms than that do help while arms < pulls.
+  EXPECT_GT(bayes_optimal_bandit_total(3, 4), bayes_optimal_bandit_total(2, 4));
+  // The ceilings of the paper's n = 10 bandits (the reproduce issue): k = 10 and k = 50 share 6.714.
+  EXPECT_NEAR(bayes_optimal_bandit_total(10, 10), 6.714, 5e-4);
+  EXPECT_EQ(bayes_optimal_bandit_total(50, 10), bayes_optimal_bandit_total(10, 10));
+}
+
 TEST(BayesOptimal, RejectsLargeProblems) {
   EXPECT_THROW(bayes_optimal_bandit_total(50, 500), InputError);
   EXPECT_THROW(bayes_optimal_bandit_total(0, 5), InputError);

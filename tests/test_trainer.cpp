@@ -189,6 +189,50 @@ TEST(Trainer, FisherVectorProductMatchesFloat64Reference) {
   EXPECT_LT(rel_err(std::vector<double>(out.begin(), out.end()), ref), 1e-3);
 }
 
+TEST(Trainer, FisherSubsampleTrialsAreSpreadEvenly) {
+  EXPECT_EQ(fvp_trials(10, 1.0), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(fvp_trials(10, 0.3), (std::vector<int64_t>{0, 3, 6}));
+  EXPECT_EQ(fvp_trials(10, 0.25), (std::vector<int64_t>{0, 3, 6}));  // ceil(2.5) = 3
+  EXPECT_EQ(fvp_trials(1000, 0.1).size(), 100u);
+  EXPECT_EQ(fvp_trials(1000, 0.1).back(), 990);
+  EXPECT_EQ(fvp_trials(7, 1e-9), (std::vector<int64_t>{0}));  // at least one trial
+}
+
+// The Fisher product on a subsample is the product of a batch holding only those trials (its own
+// active-step mean), not a scaled-down full product.
+TEST(Trainer, FisherProductOnASubsampleIsTheProductOfThoseTrials) {
+  Fixture f;
+  const std::vector<int64_t> ids = fvp_trials(f.N, 0.5);  // trials 0, 2, 4
+  Fixture sub;
+  sub.N = static_cast<int64_t>(ids.size());
+  const int64_t I = f.shape.input, A = f.shape.out;
+  sub.x.resize(static_cast<size_t>(f.T * sub.N * I));
+  sub.probs_old.resize(static_cast<size_t>(f.T * sub.N * A));
+  sub.actions.resize(static_cast<size_t>(f.T * sub.N));
+  sub.logp_old.resize(sub.actions.size());
+  sub.adv.resize(sub.actions.size());
+  gather_trials(f.x.data(), f.T, f.N, I, ids.data(), sub.N, sub.x.data());
+  gather_trials(f.probs_old.data(), f.T, f.N, A, ids.data(), sub.N, sub.probs_old.data());
+  gather_trials(f.actions.data(), f.T, f.N, 1, ids.data(), sub.N, sub.actions.data());
+  gather_trials(f.logp_old.data(), f.T, f.N, 1, ids.data(), sub.N, sub.logp_old.data());
+  gather_trials(f.adv.data(), f.T, f.N, 1, ids.data(), sub.N, sub.adv.data());
+  const std::vector<float> v = uniform_vec(f.params.size(), 6, 1.0f);
+  auto product = [&](const Fixture& fx, double fraction) {
+    std::vector<float> params = fx.params, probs, sa, sb;
+    std::vector<double> terms;
+    NetCache c1, c2;
+    CpuPolicyObjective obj(NetShape{fx.shape, false, {}}, params, fx.batch(), c1, c2, probs, sa, sb, terms);
+    obj.set_fvp_subsample(fraction);
+    std::vector<float> grad = obj.make_vec(), out = obj.make_vec();
+    obj.surrogate_grad(grad);
+    obj.fvp(v, out);
+    return std::vector<double>(out.begin(), out.end());
+  };
+  const std::vector<double> half = product(f, 0.5), whole = product(sub, 1.0), all = product(f, 1.0);
+  EXPECT_LT(rel_err(half, whole), 1e-6);
+  EXPECT_GT(rel_err(half, all), 1e-2);  // three other trials really left out
+}
+
 // The surrogate with an entropy bonus: its value agrees between the gradient and line-search paths, and
 // its gradient matches symmetric differences of the line-search path's surrogate along a random direction
 // (float forward passes with eps = 1e-2: about 1e-4 relative from rounding and curvature; margin 2e-3).

@@ -9,6 +9,10 @@ With --evals (JSON files of `rl2-cuda eval --format json` on checkpoints taken d
 figure has three panels: the batch return, the policy's entropy, and the held-out success % of episodes 1
 and 2 (the small setting, or a ladder rung's own) at each evaluated checkpoint's iteration.
 
+Runs trained with `--eval-every K` (as `rl2-cuda reproduce` does) also carry the held-out mean total reward
+every K iterations (heldout_mean): drawn as markers on a dashed line beside the batch return, normalised
+the same way.
+
 usage: tools/plot_learning_curves.py RUN_DIR [RUN_DIR ...] [--out curves.png] [--x iteration|env_steps|wall_time]
                                      [--evals EVAL.json ...]
 """
@@ -88,7 +92,14 @@ def main():
         setting = (f"k={cfg['arms']}" if cfg["env"] == "bandit" else f"S={cfg['states']}" if cfg["env"] == "mdp"
                    else f"{cfg.get('layout', 'prim')} {cfg['size']}x{cfg['size']}")
         label = f"{cfg['env']} {setting} n={cfg['episodes']} ({os.path.basename(run.rstrip('/'))})"
-        ax.plot(xs, ys, label=label)
+        line, = ax.plot(xs, ys, label=label + " batch")
+        held = [r for r in rows if "heldout_mean" in r]
+        if held:
+            hy = [r["heldout_mean"] for r in held]
+            if norm:
+                hy = [(y - zero) / (one - zero) for y in hy]
+            ax.plot([r[a.x] for r in held], hy, ls="--", marker="o", ms=3, color=line.get_color(),
+                    label=f"{label} held-out ({held[-1]['heldout_instances']} instances)")
         if evals:
             ax_ent.plot(xs, [r["entropy"] for r in rows], label=label)
     if any(l.startswith("normalised") for l in labels):

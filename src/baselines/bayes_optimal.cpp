@@ -67,14 +67,24 @@ struct Solver {
 
 }  // namespace
 
+namespace detail {
+double bayes_optimal_bandit_total_all_arms(int arms, int pulls) {
+  Solver solver{arms, pulls, {}};
+  return solver.value(std::string(), 0);
+}
+}  // namespace detail
+
+// Arms beyond the number of pulls change nothing: before each pull at most pulls - 1 arms have been
+// tried, so with arms >= pulls a fresh arm is always there, and fresh arms are interchangeable. So the
+// value for arms > pulls is the value for arms = pulls (k = 50, n = 10 is the k = 10 case).
 double bayes_optimal_bandit_total(int arms, int pulls) {
   RL2_REQUIRE(arms >= 1 && pulls >= 0, "the Bayes-optimal bandit value needs arms >= 1 and pulls >= 0");
+  arms = std::min(arms, std::max(pulls, 1));
   RL2_REQUIRE(int64_t{arms} * pulls <= kMaxArmsTimesPulls,
               "the exact Bayes-optimal bandit value is only computed for arms * pulls <= " +
                   std::to_string(kMaxArmsTimesPulls) + " (got " + std::to_string(arms) + " * " + std::to_string(pulls) +
                   ")");
-  Solver solver{arms, pulls, {}};
-  return solver.value(std::string(), 0);
+  return detail::bayes_optimal_bandit_total_all_arms(arms, pulls);
 }
 
 }  // namespace rl2

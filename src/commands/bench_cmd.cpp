@@ -141,15 +141,21 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   return out;
 }
 
-// Training throughput: `iterations` timed TRPO iterations after one warm-up, GRU-256 policy and baseline,
-// on each device at each size (whole trials). The CPU runs one size, the largest that its budget allows
-// (about 4 000 steps/s, 500 for the maze, is assumed until a measurement says otherwise), so a bench always has a CPU row.
-nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const std::vector<Device>& devices,
+// Training throughput: `iterations` timed iterations after one warm-up, with train's defaults for this env
+// (algorithm, network, Fisher subsample; docs/training.md) at each size (whole trials). The CPU runs one
+// size, the largest that its budget allows (about 4 000 steps/s, 500 for the maze, is assumed until a
+// measurement says otherwise), so a bench always has a CPU row.
+nlohmann::json bench_training(const GlobalFlags& g, const EnvFlags& env, const std::vector<Device>& devices,
                               const std::vector<int64_t>& sizes, int iterations, double cpu_budget_s, std::ostream& human) {
-  nlohmann::json out = {{"what", "TRPO iterations, policy and baseline GRU " + std::to_string(kRolloutHidden)},
-                        {"iterations", iterations},
-                        {"results", nlohmann::json::array()}};
-  human << "training env-steps/s (TRPO, GRU " << kRolloutHidden << " policy and baseline), " << cfg.describe() << "\n";
+  TrainFlags defaults;
+  defaults.env = env;
+  defaults.seed = g.seed;
+  const TrainConfig base = defaults.to_config();
+  const EnvConfig& cfg = base.env;
+  const std::string what = base.algo + " iterations, policy and baseline GRU " + std::to_string(base.hidden) +
+                           (base.algo == "trpo" ? ", Fisher products on " + nlohmann::json(base.trpo.fvp_subsample).dump() + " of the trials" : "");
+  nlohmann::json out = {{"what", what}, {"iterations", iterations}, {"results", nlohmann::json::array()}};
+  human << "training env-steps/s (" << what << "; train's defaults), " << cfg.describe() << "\n";
   const std::string why = iterations <= 0 ? "--train-iterations 0" : "";
   if (!why.empty()) {
     human << "  skipped: " << why << "\n";
@@ -171,12 +177,9 @@ nlohmann::json bench_training(const GlobalFlags& g, const EnvConfig& cfg, const 
       ns = {std::max<int64_t>(1, std::min(sizes.back(), fit))};
     }
     for (int64_t n : ns) {
-      TrainConfig tc;
-      tc.env = cfg;
-      tc.hidden = kRolloutHidden;
+      TrainConfig tc = base;
       tc.steps_per_iter = n * T;
       tc.iterations = iterations + 1;
-      tc.seed = g.seed;
       try {
         auto learner = make_learner(d, tc);
         learner->iterate();  // warm-up: first touch, graph capture, library initialisation
@@ -294,7 +297,7 @@ int run_bench(const GlobalFlags& g, const BenchFlags& f) {
     }
   }
   out["rollout"] = bench_rollout(g, cfg, sizes, human);
-  out["training"] = bench_training(g, cfg, devices, sizes, f.train_iterations, f.cpu_budget_s, human);
+  out["training"] = bench_training(g, f.env, devices, sizes, f.train_iterations, f.cpu_budget_s, human);
   if (g.json()) std::cout << out.dump() << "\n";
   return 0;
 }

@@ -24,6 +24,7 @@ constexpr const char* kFooter = R"(Examples:
   rl2-cuda baselines --env mdp --episodes 25 --policy ucrl2 --format json
   rl2-cuda bench --env bandit --arms 5 --episodes 10 --sweep
   rl2-cuda render --env maze --size 5 --seed 3 --out maze.png --frames 8
+  rl2-cuda reproduce --table 1 --cells n10k5,n10k10 --out reproduce   the paper's cells, resumable
   rl2-cuda info
 Config files (--config run.toml) hold flags by name; flags of a subcommand go under its table, e.g.
   seed = 3
@@ -99,6 +100,21 @@ int run_cli(int argc, char** argv) {
                     "timed TRPO iterations per device (after one warm-up) for the training rows; 0 skips them")
       ->capture_default_str();
 
+  CLI::App* repro = app.add_subcommand(
+      "reproduce", "train and evaluate the paper's RL² cells with their recipes, beside the paper and our baselines");
+  ReproduceFlags rp;
+  repro->add_option("--table", rp.table, "the paper's table: 1 (bandits), 2 (tabular MDPs) or 3 (maze)")->required();
+  repro->add_option("--cells", rp.cells,
+                    "comma-separated cells (default: all of the table): 1: n10k5 n10k10 n10k50 n100k5 n100k10 n100k50 "
+                    "n500k5 n500k10 n500k50; 2: mdp-n10 mdp-n25 mdp-n50 mdp-n75 mdp-n100; 3: maze5");
+  repro->add_option("--budget-minutes", rp.budget_minutes,
+                    "training wall time per cell and seed (default: the cell's recipe, 10-60); a run that stopped at it "
+                    "continues when a later call allows more");
+  repro->add_option("--seeds", rp.seeds, "training seeds --seed, --seed+1, ... (default: the cell's, 3 for n=10 bandits, else 1)");
+  repro->add_option("--instances", rp.instances, "held-out instances (default: the cell's, 4000 for n=10 bandits, else 1000)");
+  repro->add_option("--out", rp.out, "results: <out>/<cell>/seed<S> run directories, <out>/table<N>.md and .json")
+      ->capture_default_str();
+
   CLI::App* info = app.add_subcommand("info", "version, build flags, CUDA/cuDNN at build time, devices at run time");
 
   CLI::App* render = app.add_subcommand("render", "maze views as PNG: first-person frames of a random trajectory, top view");
@@ -133,6 +149,7 @@ int run_cli(int argc, char** argv) {
     }
     if (*exp) return run_export(g, xf);
     if (*render) return run_render(g, rf);
+    if (*repro) return run_reproduce(g, rp);
     // The default job: train on the given setting, evaluate, and compare with the classical baselines.
     bare.seed = g.seed;
     return run_default_job(g, bare, bare_instances);

@@ -14,6 +14,7 @@
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
 #include "rl2/train/learner.hpp"
+#include "rl2/train/run.hpp"
 
 namespace rl2 {
 
@@ -119,17 +120,38 @@ struct TrainFlags {
   std::optional<double> entropy_coef;  // unset: the default for this env
   double cg_damping = 0.01;
   int64_t cg_iters = 10;
+  double fvp_subsample = 0.1;
+  std::optional<int> baseline_epochs;       // unset: TrainConfig's
+  std::optional<int> baseline_minibatches;  // unset: TrainConfig's
   PpoConfig ppo;  // epochs and minibatches: see ppo_epochs, ppo_minibatches
   std::optional<int> ppo_epochs;       // unset: 8, 4 for the maze
   std::optional<int> ppo_minibatches;  // unset: 4, 8 for the maze
   std::string out;
   std::string resume;
   int64_t checkpoint_every = 1;
+  double max_minutes = 0.0;     // 0: no limit on the run's training wall time
+  int64_t eval_every = 0;       // 0: no held-out evaluations during training
+  int64_t eval_instances = 500;
   uint64_t seed = 1;  // filled from --seed
   TrainConfig to_config() const;
 };
 void add_train_flags(CLI::App& app, TrainFlags& f);
 int run_train(const GlobalFlags& g, const TrainFlags& f);
+
+// The device training runs on: --device, except that auto keeps the CPU while the CUDA learner is
+// unverified (the note says why in one line).
+Device train_device(const GlobalFlags& g, std::string* note);
+struct Trained {
+  LoadedRun run;                     // final config and state; run.source is the run directory
+  std::unique_ptr<Learner> learner;  // holds that state, ready to evaluate
+  nlohmann::json provenance;         // this process's, as recorded in run.json
+};
+// Trains (or resumes, with f.resume) and returns the run with its learner; progress goes to stderr.
+Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human);
+// The maze's evaluation (Table 3): the eval JSON of the small setting (its env, mean and stderr of the
+// total reward per trial) with both settings under "table3"; *markdown gets the table beside the paper.
+nlohmann::json maze_eval(Learner& learner, int64_t instances, uint64_t seed, std::ostream& human,
+                         std::string* markdown, bool large = true);
 int run_default_job(const GlobalFlags& g, const TrainFlags& f, int64_t instances);
 
 struct EvalFlags {
@@ -147,6 +169,18 @@ struct ExportFlags {
   std::string out;
 };
 int run_export(const GlobalFlags& g, const ExportFlags& f);
+
+struct ReproduceFlags {
+  int table = 0;
+  std::string cells;             // comma-separated; empty: every cell of the table
+  double budget_minutes = -1.0;  // < 0: each cell's own
+  int seeds = 0;                 // 0: each cell's own
+  int64_t instances = 0;         // 0: each cell's own
+  std::string out = "reproduce";
+};
+int run_reproduce(const GlobalFlags& g, const ReproduceFlags& f);
+// The cells of the paper's Table `table` (1, 2 or 3) that reproduce knows, in table order.
+std::vector<std::string> reproduce_cells(int table);
 
 struct RenderFlags {
   EnvFlags env;  // env "maze": the only one with a view

@@ -82,6 +82,7 @@ class CpuLearner final : public Learner {
       obj.set_adam(&st_.policy_adam);
       s.update = ppo_update(obj, cfg_.ppo, cfg_.seed, st_.iteration);
     } else {
+      obj.set_fvp_subsample(cfg_.trpo.fvp_subsample);
       s.update = trpo_step(obj, cfg_.trpo);
     }
     s.rollout_mismatch = obj.rollout_mismatch();

@@ -10,6 +10,7 @@
 #include "rl2/core/check.hpp"
 #include "rl2/core/chunks.hpp"
 
+#include "rl2/algo/minibatch.hpp"
 #include "rl2/algo/ppo.hpp"
 #include "rl2/policy/softmax.hpp"
 
@@ -77,24 +78,67 @@ double CpuPolicyObjective::surrogate_grad(Vec& grad) {
   return chunked_sum_of(b_.T, b_.N, terms_.data()) * inv_m;
 }
 
+std::vector<int64_t> fvp_trials(int64_t N, double fraction) {
+  const int64_t n = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * static_cast<double>(N))), 1, N);
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) ids[j] = j * N / n;
+  return ids;
+}
+
+void CpuPolicyObjective::set_fvp_subsample(double fraction) {
+  RL2_CHECK(fraction > 0.0 && fraction <= 1.0, "the Fisher-product subsample is a fraction in (0, 1]");
+  fvp_fraction_ = fraction;
+}
+
+// The sub-batch of the Fisher product at theta_old, made on first use: its inputs, pi_old on the sequence
+// path (gathered from surrogate_grad's probs), its mask, and a forward pass that fills its cache.
+void CpuPolicyObjective::prepare_fvp() {
+  const int64_t T = b_.T, N = b_.N, A = b_.A, I = shape_.input();
+  const std::vector<int64_t> ids = fvp_trials(N, fvp_fraction_);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  fvp_n_ = n;
+  if (n == N) {
+    fvp_active_ = active_;
+    return;
+  }
+  sub_x_.resize(static_cast<size_t>(T * n * I));
+  sub_probs_.resize(static_cast<size_t>(T * n * A));
+  sub_mask_.assign(static_cast<size_t>(T * n), 1.0f);
+  sub_logits_.resize(sub_probs_.size());
+  sub_d_.resize(sub_probs_.size());
+  gather_trials(b_.x, T, N, I, ids.data(), n, sub_x_.data());
+  gather_trials(probs_.data(), T, N, A, ids.data(), n, sub_probs_.data());
+  if (b_.mask != nullptr) gather_trials(b_.mask, T, N, 1, ids.data(), n, sub_mask_.data());
+  fvp_active_ = chunked_sum_of(T, n, sub_mask_.data());
+  net_forward(shape_, params_.data(), sub_x_.data(), T, n, sub_cache_, sub_logits_.data());
+}
+
 void CpuPolicyObjective::fvp(const Vec& v, Vec& out) {
-  const int64_t m = b_.T * b_.N, A = b_.A;
-  net_jvp(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, v.data(), logits_.data());
-  const double inv_m = 1.0 / active_;
+  if (fvp_n_ == 0) prepare_fvp();
+  const bool full = fvp_n_ == b_.N;
+  const int64_t m = b_.T * fvp_n_, A = b_.A;
+  const float* x = full ? b_.x : sub_x_.data();
+  const float* probs = full ? probs_.data() : sub_probs_.data();
+  const float* mask = full ? b_.mask : sub_mask_.data();
+  NetCache& cache = full ? old_cache_ : sub_cache_;
+  float* dlogits = full ? logits_.data() : sub_logits_.data();
+  float* d_out = full ? d_out_.data() : sub_d_.data();
+  net_jvp(shape_, params_.data(), x, b_.T, fvp_n_, cache, v.data(), dlogits);
+  const double inv_m = 1.0 / fvp_active_;
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < m; ++k) {
-    if (!active(k)) {
-      std::fill(&d_out_[k * A], &d_out_[k * A] + A, 0.0f);
+    if (mask != nullptr && mask[k] == 0.0f) {
+      std::fill(&d_out[k * A], &d_out[k * A] + A, 0.0f);
       continue;
     }
-    const float* p = &probs_[k * A];
-    const float* dl = &logits_[k * A];
+    const float* p = &probs[k * A];
+    const float* dl = &dlogits[k * A];
     double s = 0.0;
     for (int64_t a = 0; a < A; ++a) s += static_cast<double>(p[a]) * dl[a];
-    for (int64_t a = 0; a < A; ++a) d_out_[k * A + a] = static_cast<float>(p[a] * (dl[a] - s) * inv_m);
+    for (int64_t a = 0; a < A; ++a) d_out[k * A + a] = static_cast<float>(p[a] * (dl[a] - s) * inv_m);
   }
   fill_zero(out);
-  net_backward(shape_, params_.data(), b_.x, b_.T, b_.N, old_cache_, d_out_.data(), out.data());
+  net_backward(shape_, params_.data(), x, b_.T, fvp_n_, cache, d_out, out.data());
 }
 
 double CpuPolicyObjective::surrogate_old() const {

@@ -44,6 +44,11 @@ struct PolicyBatch {
   const float* mask = nullptr;  // 1 active, 0 inactive (the trial had finished); nullptr: all active
 };
 
+// The trials of a batch of N that a Fisher product on a `fraction` of them uses: ceil(fraction * N)
+// (at least 1), trial j * N / n for j < n, spread evenly. Trials are independent draws, so any fixed set
+// is an unbiased sample, and a spread one keeps every part of the batch (every rank's share) in it.
+std::vector<int64_t> fvp_trials(int64_t N, double fraction);
+
 class CpuPolicyObjective : public CpuVecOps {
  public:
   // params: the policy's flat parameters (changed by set_params). The caches and scratch vectors are
@@ -53,7 +58,12 @@ class CpuPolicyObjective : public CpuVecOps {
                      std::vector<float>& scratch_b, std::vector<double>& terms);
 
   double surrogate_grad(Vec& grad);     // at the current (old) parameters; keeps their forward pass
-  void fvp(const Vec& v, Vec& out);     // F v at the parameters of the last surrogate_grad
+  // F v at the parameters of the last surrogate_grad, over the Fisher product's trials (below).
+  void fvp(const Vec& v, Vec& out);
+  // The Fisher product on ceil(fraction * N) trials spread evenly over the batch (1: all), as the
+  // authors' TRPO (rllab's subsample_factor): CG's products cost that fraction of a full pass. The mean
+  // is over the sub-batch's active steps, so F keeps its scale. Set before the first fvp.
+  void set_fvp_subsample(double fraction);
   void get_params(Vec& out) const { out = params_; }
   void set_params(const Vec& p) { params_ = p; }
   SurrogateKl surrogate_kl();           // at the current parameters, forward only
@@ -73,6 +83,8 @@ class CpuPolicyObjective : public CpuVecOps {
   void set_adam(AdamState* adam) { adam_ = adam; }
 
  private:
+  void prepare_fvp();
+
   bool active(int64_t k) const { return b_.mask == nullptr || b_.mask[k] != 0.0f; }
 
   NetShape shape_;
@@ -90,6 +102,11 @@ class CpuPolicyObjective : public CpuVecOps {
   double mb_kl_ = 0.0;       // mean KL of the last minibatch_grad
   AdamState* adam_ = nullptr;
   std::vector<float> mb_x_, mb_logits_, mb_p_, mb_d_;  // PPO minibatch scratch
+  double fvp_fraction_ = 1.0;
+  int64_t fvp_n_ = 0;          // trials of the Fisher product (0: not yet prepared)
+  double fvp_active_ = 0.0;    // its active steps
+  std::vector<float> sub_x_, sub_probs_, sub_mask_, sub_logits_, sub_d_;  // its sub-batch (when n < N)
+  NetCache sub_cache_;
 };
 
 }  // namespace rl2

@@ -12,7 +12,9 @@
 #include <tuple>
 
 #include "rl2/core/check.hpp"
+#include "rl2/core/rng.hpp"
 #include "rl2/policy/network.hpp"
+#include "rl2/stats/stats.hpp"
 #include "rl2/train/tensorboard_log.hpp"
 
 namespace fs = std::filesystem;
@@ -155,6 +157,7 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   j["max_kl"] = c.trpo.max_kl;
   j["cg_iters"] = c.trpo.cg_iterations;
   j["cg_damping"] = c.trpo.cg_damping;
+  j["fvp_subsample"] = c.trpo.fvp_subsample;
   j["gamma"] = c.gamma;
   j["gae_lambda"] = c.gae_lambda;
   j["entropy_coef"] = c.entropy_coef;
@@ -171,7 +174,7 @@ nlohmann::json config_to_json(const TrainConfig& c) {
 }
 
 // The flags of config_to_json under their command-line names (max_kl -> max-kl), so `--config` reads
-// them back; the baseline's optimiser settings have no flags and stay in run.json only. nlohmann::json
+// them back; the baseline's learning rate has no flag and stays in run.json only. nlohmann::json
 // prints doubles as the shortest decimal that reads back as the same value.
 std::string config_to_toml(const TrainConfig& c) {
   const nlohmann::json j = config_to_json(c);
@@ -179,7 +182,7 @@ std::string config_to_toml(const TrainConfig& c) {
   o << "# Resolved configuration of this run: `rl2-cuda train --config config.toml --out DIR` repeats it.\n"
     << "seed = " << j.at("seed").dump() << "\n\n[train]\n";
   for (const auto& [key, value] : j.items()) {
-    if (key == "seed" || key.rfind("baseline_", 0) == 0) continue;
+    if (key == "seed" || key == "baseline_lr") continue;
     std::string flag = key;
     std::replace(flag.begin(), flag.end(), '_', '-');
     o << flag << " = " << value.dump() << "\n";
@@ -201,6 +204,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   c.gae_lambda = get<double>(j, "gae_lambda");
   // Keys added after the first runs were written read with their defaults when absent.
   c.entropy_coef = j.value("entropy_coef", 0.0);
+  c.trpo.fvp_subsample = j.value("fvp_subsample", 1.0);  // runs before it used every trial
   c.ppo.clip = j.value("ppo_clip", c.ppo.clip);
   c.ppo.epochs = j.value("ppo_epochs", c.ppo.epochs);
   c.ppo.minibatches = j.value("ppo_minibatches", c.ppo.minibatches);
@@ -394,6 +398,14 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
                             "; checkpoint saved, continue with --resume " + opt.dir);
     }
     if (learner.state().iteration >= cfg.iterations) break;
+    if (opt.max_seconds > 0.0 && learner.state().elapsed_seconds >= opt.max_seconds) {
+      const TrainState& st = learner.state();
+      if (saved != st.iteration) save(st);
+      log << (tty && st.iteration > start_iter ? "\n" : "") << "time limit reached: " << format_duration(st.elapsed_seconds)
+          << " of training after iteration " << st.iteration << " of " << cfg.iterations << "; checkpoint saved, --resume "
+          << opt.dir << " continues\n" << std::flush;
+      break;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     const IterationStats s = learner.iterate();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -419,6 +431,17 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       m["seconds"]["gradient"] = s.update.seconds_gradient;
       m["seconds"]["cg"] = s.update.seconds_cg;
       m["seconds"]["line_search"] = s.update.seconds_line_search;
+    }
+    if (opt.eval_every > 0 && (st.iteration % opt.eval_every == 0 || st.iteration == cfg.iterations)) {
+      // Held-out return on the evaluation stream (the same instances as `eval`): it reads the policy
+      // and draws from its own trial ids, so the training's numbers do not change. Its time counts as
+      // training wall time.
+      const MeanStderr h = mean_stderr(learner.evaluate(opt.eval_instances, kEvalStream));
+      m["heldout_mean"] = h.mean;
+      m["heldout_stderr"] = h.stderr_;
+      m["heldout_instances"] = opt.eval_instances;
+      st.elapsed_seconds = elapsed0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      learner.set_state(st);
     }
     m["wall_time"] = st.elapsed_seconds;
     metrics << m.dump() << "\n" << std::flush;

@@ -29,6 +29,8 @@ struct TrpoConfig {
   double cg_damping = 0.01;  // DESIGN.md: choose in 1e-3..1e-1
   double backtrack_ratio = 0.8;
   int max_backtracks = 15;
+  // Fraction of the batch's trials the Fisher-vector products use (the backend's business; 1: all).
+  double fvp_subsample = 1.0;
 };
 
 namespace detail {

@@ -7,7 +7,13 @@
 
 namespace rl2 {
 
-// arms >= 1, pulls >= 0, and a small state space (throws rl2::InputError for arms·pulls > 100).
+// arms >= 1, pulls >= 0, and a small state space: min(arms, pulls)·pulls <= 100, since arms beyond the
+// number of pulls change nothing (throws rl2::InputError otherwise).
 double bayes_optimal_bandit_total(int arms, int pulls);
+
+namespace detail {
+// The same without the arms = min(arms, pulls) reduction (its test compares the two).
+double bayes_optimal_bandit_total_all_arms(int arms, int pulls);
+}  // namespace detail
 
 }  // namespace rl2

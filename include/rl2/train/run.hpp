@@ -49,6 +49,13 @@ struct RunOptions {
   // Read between iterations; non-zero asks train_run to checkpoint and throw Interrupted. The value is
   // the signal that asked (the CLI's SIGINT/SIGTERM handlers store it), or any non-zero number.
   const std::atomic<int>* stop = nullptr;
+  // Between iterations: once the run's training wall time (TrainState::elapsed_seconds, over all its
+  // resumes) reaches this, checkpoint and return (0: no limit). The state says how far it got.
+  double max_seconds = 0.0;
+  // Every eval_every iterations (and at the last), the held-out mean total reward over eval_instances
+  // instances of the evaluation stream goes into the metrics line (heldout_mean, heldout_stderr).
+  int64_t eval_every = 0;
+  int64_t eval_instances = 500;
   // What this process's results depend on (the CLI's provenance()); appended to run.json's
   // "provenance" list with its start_iteration. Null: none recorded.
   nlohmann::json provenance;
