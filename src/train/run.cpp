@@ -433,10 +433,13 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       m["seconds"]["line_search"] = s.update.seconds_line_search;
     }
     if (opt.eval_every > 0 && (st.iteration % opt.eval_every == 0 || st.iteration == cfg.iterations)) {
-      // Held-out return on the evaluation stream (the same instances as `eval`): it reads the policy
+      // Held-out return on the evaluation stream (the same instances as `eval`; for the maze, configurations
+      // of their own as Table 3's, with the training's episodes and horizon): it reads the policy
       // and draws from its own trial ids, so the training's numbers do not change. Its time counts as
       // training wall time.
-      const MeanStderr h = mean_stderr(learner.evaluate(opt.eval_instances, kEvalStream));
+      EnvConfig heldout = cfg.env;
+      if (heldout.kind == EnvKind::kMaze) heldout.maze.mazes = 0;  // fresh configurations, not the training pool
+      const MeanStderr h = mean_stderr(learner.evaluate(heldout, opt.eval_instances, kEvalStream, false).totals);
       m["heldout_mean"] = h.mean;
       m["heldout_stderr"] = h.stderr_;
       m["heldout_instances"] = opt.eval_instances;
