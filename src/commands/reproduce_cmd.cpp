@@ -55,7 +55,7 @@ const std::vector<Cell>& all_cells() {
   static const std::vector<Cell> cells = {
       {"n10k5", 1, "--env bandit --arms 5 --episodes 10", "", kBanditGpu, 10, 3, 4000, 10, true},
       {"n10k10", 1, "--env bandit --arms 10 --episodes 10", "--iterations 300", kBanditGpu, 10, 3, 4000, 10, true},
-      {"n10k50", 1, "--env bandit --arms 50 --episodes 10", "--iterations 500", kBanditGpu, 15, 3, 4000, 10, true},
+      {"n10k50", 1, "--env bandit --arms 50 --episodes 10", "--iterations 800", kBanditGpu, 20, 3, 4000, 10, true},
       {"n100k5", 1, "--env bandit --arms 5 --episodes 100", "--steps-per-iter 20000 --iterations 2000", kBanditGpu, 60,
        1, 1000, 25, true},
       {"n100k10", 1, "--env bandit --arms 10 --episodes 100", "--steps-per-iter 20000 --iterations 2000", kBanditGpu, 60,
