@@ -121,8 +121,8 @@ struct TrainFlags {
   double cg_damping = 0.01;
   int64_t cg_iters = 10;
   double fvp_subsample = 0.1;
-  std::optional<int> baseline_epochs;       // unset: TrainConfig's
-  std::optional<int> baseline_minibatches;  // unset: TrainConfig's
+  std::optional<int> baseline_epochs;       // unset: 1 for bandits, else TrainConfig's (3)
+  std::optional<int> baseline_minibatches;  // unset: 12 for bandits, else TrainConfig's (4)
   PpoConfig ppo;  // epochs and minibatches: see ppo_epochs, ppo_minibatches
   std::optional<int> ppo_epochs;       // unset: 8, 4 for the maze
   std::optional<int> ppo_minibatches;  // unset: 4, 8 for the maze

@@ -55,7 +55,7 @@ void TrainConfig::validate() const {
   RL2_REQUIRE(trpo.cg_damping >= 0.0 && std::isfinite(trpo.cg_damping), "--cg-damping must be 0 or more");
   RL2_REQUIRE(trpo.fvp_subsample > 0.0 && trpo.fvp_subsample <= 1.0, "--fvp-subsample must be in (0, 1]");
   RL2_REQUIRE(trpo.cg_iterations >= 1 && trpo.cg_iterations <= 1000, "--cg-iters must be in [1, 1000]");
-  RL2_REQUIRE(baseline_epochs >= 0 && baseline_minibatches >= 1, "baseline epochs must be >= 0 and minibatches >= 1");
+  RL2_REQUIRE(baseline_epochs >= 0 && baseline_minibatches >= 1, "--baseline-epochs must be 0 or more and --baseline-minibatches at least 1");
   // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
   // the maze's encoder adds ~18 KB per step, encoder.hpp).
   const double tn = static_cast<double>(env.trial_length()) * static_cast<double>(trials_per_iter());
