@@ -574,6 +574,14 @@ class Reproduce(unittest.TestCase):
             again = json.loads(run(*args, check_rc=0).stdout)
             self.assertEqual([open(m).read() for m in metrics], before)
             self.assertEqual(again["cells"][0]["mean"], cell["mean"])
+            # --no-train with a larger budget trains nothing, and marks the runs as stopped early.
+            bigger = args[:]
+            bigger[bigger.index("--budget-minutes") + 1] = "5"
+            report = json.loads(run(*bigger, "--no-train", check_rc=0).stdout)["cells"][0]
+            self.assertEqual([open(m).read() for m in metrics], before)
+            self.assertEqual([s["finished"] for s in report["seeds"]], [False, False])
+            with open(os.path.join(out, "table1.md")) as f:
+                self.assertIn("stopped before its iterations", f.read())
             # A larger budget continues both runs where they stopped (one more iteration at least: the limit
             # is checked before each iteration).
             args[args.index("--budget-minutes") + 1] = str(max(s["seconds"] for s in cell["seeds"]) / 60 + 0.001)

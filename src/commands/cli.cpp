@@ -112,6 +112,8 @@ int run_cli(int argc, char** argv) {
                     "continues when a later call allows more");
   repro->add_option("--seeds", rp.seeds, "training seeds --seed, --seed+1, ... (default: the cell's, 3 for n=10 bandits, else 1)");
   repro->add_option("--instances", rp.instances, "held-out instances (default: the cell's, 4000 for n=10 bandits, else 1000)");
+  repro->add_flag("--no-train", rp.no_train,
+                  "train nothing: evaluate the runs in --out as they are (a run stopped early is marked) and write the tables");
   repro->add_option("--out", rp.out, "results: <out>/<cell>/seed<S> run directories, <out>/table<N>.md and .json")
       ->capture_default_str();
 

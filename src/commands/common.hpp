@@ -177,6 +177,7 @@ struct ReproduceFlags {
   int seeds = 0;                 // 0: each cell's own
   int64_t instances = 0;         // 0: each cell's own
   std::string out = "reproduce";
+  bool no_train = false;         // evaluate and report the run directories as they are
 };
 int run_reproduce(const GlobalFlags& g, const ReproduceFlags& f);
 // The cells of the paper's Table `table` (1, 2 or 3) that reproduce knows, in table order.

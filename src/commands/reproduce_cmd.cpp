@@ -126,11 +126,13 @@ struct Options {
   int seeds = 0;                 // 0: the cell's
   int64_t instances = 0;         // 0: the cell's
   std::string out;
+  bool train = true;             // false: evaluate and report what the run directories hold
 };
 
 class Reproducer {
  public:
-  Reproducer(const GlobalFlags& g, const Options& o) : g_(g), o_(o), human_(g.human()) {}
+  // Progress goes to stderr (the table to stdout), as train's.
+  Reproducer(const GlobalFlags& g, const Options& o) : g_(g), o_(o), human_(std::cerr) {}
 
   nlohmann::json cell(const Cell& c, size_t index, size_t count) {
     const Device device = train_device(g_, &device_note_);
@@ -183,9 +185,14 @@ class Reproducer {
         RL2_REQUIRE(have == need, run_dir.string() + " holds a run of another recipe (its run.json differs from `" +
                                       command + "`); move it away or choose another --out");
       }
-      const bool done = started && (run.state.iteration >= want.iterations ||
-                                    (minutes > 0.0 && run.state.elapsed_seconds >= 60.0 * minutes));
-      if (!done) {
+      auto finished = [&] {
+        return run.state.iteration >= want.iterations || (minutes > 0.0 && run.state.elapsed_seconds >= 60.0 * minutes);
+      };
+      if (!started && !o_.train) {
+        human_ << head << "not started; skipped (--no-train)\n";
+        continue;
+      }
+      if (!(started && finished()) && o_.train) {
         human_ << head << (started ? "resuming at iteration " + std::to_string(run.state.iteration) : "training")
                << " (at most " << fmt("%g", minutes) << " min)\n" << std::flush;
         GlobalFlags quiet = g_;
@@ -213,6 +220,7 @@ class Reproducer {
                               {"seconds", run.state.elapsed_seconds},
                               {"env_steps", steps},
                               {"run_dir", run_dir.string()},
+                              {"finished", finished()},
                               {"command", command}});
       if (maze) {
         row["seeds"].back()["table3"] = ev.at("table3");
@@ -222,6 +230,7 @@ class Reproducer {
       env_steps += steps;
       totals.push_back(std::move(t));
     }
+    if (totals.empty()) return nullptr;  // --no-train and no seed started
     row["seconds"] = seconds;
     row["env_steps"] = env_steps;
     row["command"] = row["seeds"].front()["command"];
@@ -386,6 +395,7 @@ std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
       << "|---|---|---|---|---|---|---|---|---|---|\n";
   }
   std::string tables3;
+  bool stopped = false;
   for (const auto& r : rows) {
     const int digits = std::fabs(r["mean"].get<double>()) < 20.0 ? 3 : 1;
     const std::string f = "%." + std::to_string(digits) + "f";
@@ -395,7 +405,13 @@ std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
     std::string best = pm(r["best_seed"]) + " (seed " + std::to_string(r["best_seed"]["seed"].get<uint64_t>()) + ")";
     if (r["bold"].is_boolean() && r["bold"].get<bool>()) best = "**" + best + "**";
     std::string its;
-    for (const auto& s : r["seeds"]) its += (its.empty() ? "" : ", ") + std::to_string(s["iterations"].get<int64_t>());
+    for (const auto& s : r["seeds"]) {
+      its += (its.empty() ? "" : ", ") + std::to_string(s["iterations"].get<int64_t>());
+      if (!s.value("finished", true)) {
+        its += "*";
+        stopped = true;
+      }
+    }
     const std::string seeds = std::to_string(r["seeds"].size()) + " × (" + its + ")";
     const std::string minutes = fmt("%.1f", r["seconds"].get<double>() / 60.0);
     const std::string steps = fmt("%.3g", static_cast<double>(r["env_steps"].get<int64_t>()));
@@ -418,6 +434,9 @@ std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
       << " | " << fmt("%+.1f", r["gap_se"].get<double>()) << " | " << seeds << " | " << minutes << " | " << steps
       << " |\n";
   }
+  if (stopped)
+    o << "\n\\* stopped before its iterations or its budget were spent (the run resumes with the next `reproduce` "
+         "call that trains).\n";
   o << tables3;
   o << "\nCommands (one per seed; `reproduce` runs them and resumes them):\n\n";
   for (const auto& r : rows)
@@ -462,12 +481,12 @@ int run_reproduce(const GlobalFlags& g, const ReproduceFlags& f) {
   std::error_code ec;
   fs::create_directories(f.out, ec);
   RL2_REQUIRE(fs::is_directory(f.out), "--out: cannot create the directory " + f.out);
-  Options o{f.budget_minutes, f.seeds, f.instances, f.out};
+  Options o{f.budget_minutes, f.seeds, f.instances, f.out, !f.no_train};
   Reproducer rep(g, o);
-  std::vector<nlohmann::json> rows;
   for (size_t i = 0; i < chosen.size(); ++i) {
-    rows.push_back(rep.cell(*chosen[i], i, chosen.size()));
-    write_json(fs::path(f.out) / chosen[i]->name / "cell.json", rows.back());
+    nlohmann::json row = rep.cell(*chosen[i], i, chosen.size());
+    if (row.is_null()) continue;
+    write_json(fs::path(f.out) / chosen[i]->name / "cell.json", row);
   }
   // The table holds every cell of this table that has a result in --out, the ones run now included.
   std::vector<nlohmann::json> all;
