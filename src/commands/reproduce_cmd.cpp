@@ -396,7 +396,16 @@ std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
   }
   std::string tables3;
   bool stopped = false;
+  std::string not_run;
   for (const auto& r : rows) {
+    if (r.value("not_run", false)) {
+      const std::string name = r["cell"].get<std::string>() + (r["cpu_reaches_paper"].get<bool>() ? "" : " (needs a GPU)");
+      o << "| " << name << " | not run |";
+      for (int col = 2; col < (table == 3 ? 7 : 10); ++col) o << " |";
+      o << "\n";
+      not_run += "- " + r["cell"].get<std::string>() + ": `" + r["cpu_recipe"].get<std::string>() + "` (CPU)\n";
+      continue;
+    }
     const int digits = std::fabs(r["mean"].get<double>()) < 20.0 ? 3 : 1;
     const std::string f = "%." + std::to_string(digits) + "f";
     auto pm = [&](const nlohmann::json& x) {
@@ -441,6 +450,7 @@ std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
   o << "\nCommands (one per seed; `reproduce` runs them and resumes them):\n\n";
   for (const auto& r : rows)
     for (const auto& s : r["seeds"]) o << "- " << r["cell"].get<std::string>() << ": `" << s["command"].get<std::string>() << "`\n";
+  if (!not_run.empty()) o << "\nNot run yet (`rl2-cuda reproduce --table " << table << " --cells CELL` runs them):\n\n" << not_run;
   o << "\nGPU recipes (not yet run: the CUDA trainer has not run on a GPU):\n\n";
   for (const auto& r : rows) o << "- " << r["cell"].get<std::string>() << ": `" << r["gpu_recipe"].get<std::string>() << "`\n";
   return o.str();
@@ -488,11 +498,22 @@ int run_reproduce(const GlobalFlags& g, const ReproduceFlags& f) {
     if (row.is_null()) continue;
     write_json(fs::path(f.out) / chosen[i]->name / "cell.json", row);
   }
-  // The table holds every cell of this table that has a result in --out, the ones run now included.
+  // The table holds every cell of this table: its result in --out (the ones run now included), or its
+  // recipes, marked not run.
   std::vector<nlohmann::json> all;
-  for (const auto& n : valid) {
-    const nlohmann::json r = read_json(fs::path(f.out) / n / "cell.json");
-    if (r.is_object()) all.push_back(r);
+  for (const Cell& c : all_cells()) {
+    if (c.table != f.table) continue;
+    const nlohmann::json r = read_json(fs::path(f.out) / c.name / "cell.json");
+    if (r.is_object()) {
+      all.push_back(r);
+      continue;
+    }
+    all.push_back({{"cell", c.name}, {"table", c.table}, {"not_run", true}, {"mean", nullptr}, {"stderr", nullptr},
+                   {"cpu_reaches_paper", c.cpu_reaches}, {"device", "cpu"},
+                   {"command", "rl2-cuda reproduce --table " + std::to_string(c.table) + " --cells " + c.name},
+                   {"cpu_recipe", "rl2-cuda train " + join_args(c.env, c.cpu) + " --max-minutes " + fmt("%g", c.minutes)},
+                   {"gpu_recipe", "rl2-cuda train " + join_args(c.env, c.gpu) + " --device cuda"},
+                   {"seeds", nlohmann::json::array()}});
   }
   const std::string md = markdown(f.table, all);
   nlohmann::json out = {{"table", f.table}, {"cells", all}, {"provenance", provenance(Device::kCpu)}};
