@@ -92,13 +92,14 @@ def main():
         setting = (f"k={cfg['arms']}" if cfg["env"] == "bandit" else f"S={cfg['states']}" if cfg["env"] == "mdp"
                    else f"{cfg.get('layout', 'prim')} {cfg['size']}x{cfg['size']}")
         label = f"{cfg['env']} {setting} n={cfg['episodes']} ({os.path.basename(run.rstrip('/'))})"
-        line, = ax.plot(xs, ys, label=label + " batch")
         held = [r for r in rows if "heldout_mean" in r]
+        line, = ax.plot(xs, ys, label=label + " batch", alpha=0.35 if held else 1.0, lw=0.8 if held else 1.5)
         if held:
             hy = [r["heldout_mean"] for r in held]
             if norm:
                 hy = [(y - zero) / (one - zero) for y in hy]
-            ax.plot([r[a.x] for r in held], hy, ls="--", marker="o", ms=3, color=line.get_color(),
+            ax.plot([r[a.x] for r in held], hy, ls="--", marker="o", ms=3, color=line.get_color(), zorder=3,
+                    markeredgecolor="black", markeredgewidth=0.4,
                     label=f"{label} held-out ({held[-1]['heldout_instances']} instances)")
         if evals:
             ax_ent.plot(xs, [r["entropy"] for r in rows], label=label)
