@@ -91,7 +91,8 @@ def main():
             labels.add("mean trial return")
         setting = (f"k={cfg['arms']}" if cfg["env"] == "bandit" else f"S={cfg['states']}" if cfg["env"] == "mdp"
                    else f"{cfg.get('layout', 'prim')} {cfg['size']}x{cfg['size']}")
-        label = f"{cfg['env']} {setting} n={cfg['episodes']} ({os.path.basename(run.rstrip('/'))})"
+        label = (f"{cfg['env']} {setting} n={cfg['episodes']}, {cfg.get('algo', 'trpo').upper()} GRU-{cfg['hidden']} "
+                 f"({os.path.basename(run.rstrip('/'))})")
         held = [r for r in rows if "heldout_mean" in r]
         line, = ax.plot(xs, ys, label=label + " batch", alpha=0.35 if held else 1.0, lw=0.8 if held else 1.5)
         if held:
