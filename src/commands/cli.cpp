@@ -108,8 +108,8 @@ int run_cli(int argc, char** argv) {
                     "comma-separated cells (default: all of the table): 1: n10k5 n10k10 n10k50 n100k5 n100k10 n100k50 "
                     "n500k5 n500k10 n500k50; 2: mdp-n10 mdp-n25 mdp-n50 mdp-n75 mdp-n100; 3: maze5");
   repro->add_option("--budget-minutes", rp.budget_minutes,
-                    "training wall time per cell and seed (default: the cell's recipe, 10-60); a run that stopped at it "
-                    "continues when a later call allows more");
+                    "training wall time per cell and seed (default: the cell's recipe, 10-60; 0: no limit, the recipe's "
+                    "iterations); a run that stopped at it continues when a later call allows more");
   repro->add_option("--seeds", rp.seeds, "training seeds --seed, --seed+1, ... (default: the cell's, 3 for n=10 bandits, else 1)");
   repro->add_option("--instances", rp.instances, "held-out instances (default: the cell's, 4000 for n=10 bandits, else 1000)");
   repro->add_flag("--no-train", rp.no_train,

@@ -173,7 +173,7 @@ int run_export(const GlobalFlags& g, const ExportFlags& f);
 struct ReproduceFlags {
   int table = 0;
   std::string cells;             // comma-separated; empty: every cell of the table
-  double budget_minutes = -1.0;  // < 0: each cell's own
+  double budget_minutes = -1.0;  // -1: each cell's own; 0: no limit
   int seeds = 0;                 // 0: each cell's own
   int64_t instances = 0;         // 0: each cell's own
   std::string out = "reproduce";

@@ -472,8 +472,9 @@ std::vector<std::string> reproduce_cells(int table) {
 
 int run_reproduce(const GlobalFlags& g, const ReproduceFlags& f) {
   RL2_REQUIRE(f.table >= 1 && f.table <= 3, "--table must be 1, 2 or 3 (got " + std::to_string(f.table) + ")");
-  RL2_REQUIRE(f.budget_minutes < 0.0 || std::isfinite(f.budget_minutes), "--budget-minutes must be a number");
-  RL2_REQUIRE(f.seeds >= 0 && f.seeds <= 100, "--seeds must be in [1, 100]");
+  RL2_REQUIRE(f.budget_minutes == -1.0 || (f.budget_minutes >= 0.0 && std::isfinite(f.budget_minutes)),
+              "--budget-minutes must be 0 (no limit) or more");
+  RL2_REQUIRE(f.seeds == 0 || (f.seeds >= 1 && f.seeds <= 100), "--seeds must be in [1, 100]");
   RL2_REQUIRE(f.instances >= 0, "--instances must be at least 1");
   RL2_REQUIRE(!f.out.empty(), "--out must name a directory");
   const std::vector<std::string> valid = reproduce_cells(f.table);
