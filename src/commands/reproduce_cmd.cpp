@@ -140,7 +140,8 @@ class Reproducer {
   Reproducer(const GlobalFlags& g, const Options& o) : g_(g), o_(o), human_(std::cerr) {}
 
   nlohmann::json cell(const Cell& c, size_t index, size_t count) {
-    const Device device = train_device(g_, &device_note_);
+    std::string note;  // run_training says which device in its own line
+    const Device device = train_device(g_, &note);
     const bool gpu = device == Device::kCuda;
     const std::string recipe = join_args(c.env, gpu ? c.gpu : c.cpu);
     const double minutes = o_.budget_minutes >= 0.0 ? o_.budget_minutes : c.minutes;
@@ -247,16 +248,21 @@ class Reproducer {
     row["best_seed"] = row["seeds"][best];
     row["best_seed"].erase("table3");
     row["best_seed"].erase("table3_markdown");
+    std::vector<double> seed_means;
+    double var_of_mean = 0.0;  // of the mean over seeds, from the seeds' own standard errors
+    for (const auto& sd : row["seeds"]) {
+      seed_means.push_back(sd["mean"].get<double>());
+      var_of_mean += std::pow(sd["stderr"].get<double>() / static_cast<double>(totals.size()), 2);
+    }
+    const MeanStderr over_seeds = mean_stderr(seed_means);
+    const size_t k = seed_means.size();
+    row["seed_sd"] = k > 1 ? nlohmann::json(over_seeds.stderr_ * std::sqrt(static_cast<double>(k)))
+                               : nlohmann::json(nullptr);
     if (maze) {
       // Table 3's headline: episode-1 success on held-out 5x5 mazes (%), mean over seeds.
-      double m = 0.0, v = 0.0;
-      for (const auto& sd : row["seeds"]) {
-        m += sd["mean"].get<double>() / static_cast<double>(totals.size());
-        v += std::pow(sd["stderr"].get<double>() / static_cast<double>(totals.size()), 2);
-      }
       row["metric"] = "episode-1 success % on held-out 5x5 mazes";
-      row["mean"] = m;
-      row["stderr"] = std::sqrt(v);
+      row["mean"] = over_seeds.mean;
+      row["stderr"] = std::sqrt(var_of_mean);
       row["paper"] = paper_maze_value("success_pct", 1, "small").value_or(0.0);
       row["best_baseline"] = nullptr;
       row["bayes_optimal"] = nullptr;
@@ -269,7 +275,6 @@ class Reproducer {
     row["metric"] = "total reward per trial";
     row["mean"] = ms.mean;
     row["stderr"] = ms.stderr_;
-    row["seed_sd"] = seeds > 1 ? nlohmann::json(seed_sd(row["seeds"])) : nlohmann::json(nullptr);
     const auto paper = paper_value(env, "rl2");
     row["paper"] = paper ? nlohmann::json(*paper) : nlohmann::json(nullptr);
     row["bayes_optimal"] = bayes_optimal(env);
@@ -296,13 +301,6 @@ class Reproducer {
   }
 
  private:
-  static double seed_sd(const nlohmann::json& seeds) {
-    double m = 0.0, v = 0.0;
-    for (const auto& s : seeds) m += s["mean"].get<double>() / static_cast<double>(seeds.size());
-    for (const auto& s : seeds) v += std::pow(s["mean"].get<double>() - m, 2) / static_cast<double>(seeds.size() - 1);
-    return std::sqrt(v);
-  }
-
   static nlohmann::json bayes_optimal(const EnvConfig& env) {
     if (env.kind != EnvKind::kBandit) return nullptr;
     try {
@@ -375,7 +373,6 @@ class Reproducer {
   const GlobalFlags& g_;
   Options o_;
   std::ostream& human_;
-  std::string device_note_;
 };
 
 std::string markdown(int table, const std::vector<nlohmann::json>& rows) {
