@@ -22,6 +22,7 @@
 #include "rl2/env/maze.hpp"
 #include "rl2/env/tabular_mdp.hpp"
 #include "rl2/policy/softmax.hpp"
+#include "rl2/policy/gru_gates.hpp"
 #include "cuda/cuda_check.hpp"
 
 namespace rl2 {
@@ -75,7 +76,7 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
     a.states[i] = st;
     a.rewards[i] = out.reward;
     a.dones[i] = out.done;
-    // learner_cpu.cpp's play: the step is active when the trial had not finished before it.
+    // the CPU rollout's play_trials: the step is active when the trial had not finished before it.
     const int32_t done_before = a.episodes_done[i];
     const bool live = done_before < a.episodes;
     a.mask[i] = live ? 1.0f : 0.0f;
@@ -83,8 +84,6 @@ __global__ void rollout_env_step_kernel(const RolloutEnvArgs<Env> a) {
     if (a.x_next) encode_next(a, i, task, st, act, out.reward, static_cast<float>(out.done));
   }
 }
-
-__device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 // e runs over [2, N, H]: network, trial, unit.
 __global__ void gru_gates_kernel(const GruGateArgs a) {
@@ -98,12 +97,8 @@ __global__ void gru_gates_kernel(const GruGateArgs a) {
     const float* gh = a.gh + (net * a.trials + i) * 3 * H;  // this trial's [3H] recurrent projection
     const float* bi = net ? a.b_ih[1] : a.b_ih[0];
     const float* bh = net ? a.b_hh[1] : a.b_hh[0];
-    // Same association order as the CPU's float path (gru_cpu.cpp): gi + b_ih + gh + b_hh.
-    const float r = sigmoid(gi[j] + bi[j] + gh[j] + bh[j]);
-    const float z = sigmoid(gi[H + j] + bi[H + j] + gh[H + j] + bh[H + j]);
-    const float hn = gh[2 * H + j] + bh[2 * H + j];
-    const float n = tanhf(gi[2 * H + j] + bi[2 * H + j] + r * hn);
-    a.h_next[e] = (1.0f - z) * n + z * a.h[e];
+    float r, z, n, hn;
+    a.h_next[e] = gru_unit(H, j, gi, gh, bi, bh, a.h[e], r, z, n, hn);  // the CPU's own gate arithmetic
   }
 }
 

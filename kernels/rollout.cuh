@@ -42,7 +42,7 @@ struct RolloutEnvArgs {
   uint8_t* dones;               // [N] dones of step t (step kernel only)
   float* x_next;                // [N, I] input of step t + 1 (reset: of step 0); nullptr after the last step
   int32_t episodes;             // E, episodes per trial
-  int32_t* episodes_done;       // [N] episodes finished so far (reset zeroes it; learner_cpu.cpp's play)
+  int32_t* episodes_done;       // [N] episodes finished so far (reset zeroes it; the CPU rollout's play_trials)
   float* mask;                  // [N] of step t: 1 if the trial had not finished before step t, else 0 (step only)
 };
 

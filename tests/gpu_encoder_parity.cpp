@@ -116,7 +116,7 @@ std::vector<Slice> slices(const EncoderShape& s) {
           {"extra_fc.weight", l.extra_fc_w, l.extra_fc_b}, {"extra_fc.bias", l.extra_fc_b, l.total}};
 }
 
-// A stream and handles as the CUDA learner sets them (CudaTrainContext): non-blocking stream, cuBLAS in
+// A stream and handles as the CUDA backend sets them (src/cuda/backend_cuda.cpp): non-blocking stream, cuBLAS in
 // its default FP32 math, cuDNN on the stream.
 struct Gpu {
   cudaStream_t stream = nullptr;

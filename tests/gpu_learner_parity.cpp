@@ -1,21 +1,28 @@
-// The CUDA learner (src/cuda/learner_cuda.hpp, gru_cudnn.hpp, kernels/train.cu) against the CPU learner
-// and its policy objective (src/cpu/policy_objective.hpp) on the same parameters and the same batch.
+// The trainer on the CUDA backend (src/cuda/backend_cuda.hpp: cuDNN's GRU, cuBLAS's head, the step ops of
+// kernels/step_ops.cu) against the trainer on the CPU backend: PolicyObjective (include/rl2/train/objective.hpp)
+// on make_cuda_backend() and on make_cpu_backend() with the same parameters and the same batch, and the
+// whole Learner (make_learner on either backend). The per-op launches: tests/gpu_backend_parity.cpp.
 // Tolerances (FP32 on both sides, float64 references where stated):
-//   1 cuDNN GRU + cuBLAS head forward vs net_forward: |logits| diff <= 1e-5 abs; hidden states vs
-//     gru_forward_ref<double> <= 1e-5 abs; canonical -> weight space -> canonical bit for bit; the
-//     backward (every tensor's gradient) vs net_backward: relative L2 <= 1e-4 per tensor.
+//   1 the CUDA backend's net (cuDNN GRU + cuBLAS head) forward vs the CPU backend's net: |logits| diff <= 1e-5
+//     abs; cuDNN's hidden states (CudnnGru alone) vs gru_forward_ref<double> <= 1e-5 abs; canonical -> weight
+//     space -> canonical bit for bit; the backward (every tensor's gradient, the head bias's two-stage
+//     column sums included) vs the CPU backend's: relative L2 <= 1e-4 per tensor.
 //   2 surrogate: |L_gpu - L_cpu| <= 1e-6 + 1e-4 |L|; gradient relative L2 <= 1e-4; line-search surrogate
 //     and KL at a moved point: surrogate 1e-6 + 1e-4 |L|, KL 1e-9 + 1e-3 KL.
-//   3 Fisher-vector product: symmetric finite differences of the KL gradient against the CPU's exact
-//     J^T M J v: relative L2 <= 1e-2 (the budget of docs/cuda_training.md; ~1e-4 expected from eps's
-//     choice, printed; DESIGN.md's 1e-3 for an exact product is reported beside it).
+//   3 Fisher-vector product: the CUDA objective's symmetric finite differences of the KL gradient against the
+//     CPU objective's exact J^T M J v: relative L2 <= 1e-2 (the budget of docs/cuda_training.md; ~1e-4
+//     expected from eps's choice, printed; DESIGN.md's 1e-3 for an exact product is reported beside it).
 //   4 one TRPO step: same status and line-search tries, KL <= delta, step (theta' - theta) relative L2 <= 1e-2.
 //   5 one PPO update (Adam): same status and epochs, step relative L2 <= 2e-3.
-//   6 values, GAE returns bit for bit; standardised advantages relative L2 <= 1e-6; explained variance 1e-9.
+//   6 the trainer's advantage steps on the CUDA backend (ops::Values, ops::Gae, ops::Residual, mean_var,
+//     ops::Standardise) vs a host reference: values, GAE returns bit for bit; standardised advantages
+//     relative L2 <= 1e-6; explained variance 1e-9.
 //   7 two iterate() calls of both learners from one seed (small MDP): the CUDA rollout's inputs, rewards and
-//     dones bit for bit against a CPU environment replaying its actions; its actions equal the CPU learner's
-//     (at most one near-boundary draw may differ, counted and printed); mean returns equal when actions agree;
-//     parameter steps relative L2 <= 1e-2 (TRPO) / 2e-2 (iteration 2, slightly different start).
+//     dones bit for bit against a CPU environment replaying its actions (the rollout: a CudaRollout run with
+//     the learner's state before the iteration, whose mean return equals the learner's to 1e-12 relative);
+//     its actions equal the CPU learner's (at most one near-boundary draw may differ, counted and printed);
+//     mean returns equal when actions agree; parameter steps relative L2 <= 1e-2 (TRPO) / 2e-2 (iteration 2,
+//     slightly different start).
 //   8 the memory check rejects an absurd --steps-per-iter with the documented one-line message.
 // Every GPU test skips with the reason when no GPU is usable (label `gpu`). The maze: tests/gpu_maze_parity.cpp.
 #include <gtest/gtest.h>
@@ -29,6 +36,7 @@
 #include <tuple>
 
 #include "gpu_test_util.hpp"
+#include "objective_test_util.hpp"
 #include "numeric_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
@@ -39,16 +47,22 @@
 #include "rl2/policy/softmax.hpp"
 #include "rl2/train/learner.hpp"
 #if defined(RL2_WITH_CUDNN)
-#include "cpu/policy_objective.hpp"
-#include "cuda/learner_cuda.hpp"
+#include "cuda/backend_cuda.hpp"
+#include "cuda/cuda_check.hpp"
+#include "cuda/gru_cudnn.hpp"
+#include "cuda/rollout_cuda.hpp"
 #include "rl2/algo/gae.hpp"
 #include "rl2/algo/ppo.hpp"
+#include "rl2/train/backend.hpp"
+#include "rl2/train/objective.hpp"
 #endif
 
 namespace rl2 {
 namespace {
 
+using test::to_host;
 using test::rel_err;
+using test::to_buffer;
 
 #if defined(RL2_WITH_CUDNN)
 // ---- one synthetic batch, shared by the CPU and the GPU objectives ------------------------------------------
@@ -80,55 +94,77 @@ struct Batch {
     }
   }
   NetShape net() const { return NetShape{shape, false, {}}; }
-  PolicyBatch cpu() const {
+  // The batch in host memory: the CPU backend's.
+  PolicyBatch host() const {
     return PolicyBatch{T, N, shape.out, x.data(), actions.data(), logp_old.data(), probs_old.data(), adv.data(), beta};
   }
 };
 
+// PolicyObjective on the CPU backend (the exact Fisher product): params and the batch are host memory, so
+// `params` is the objective's parameter vector. Members are destroyed in reverse: buffers before the backend.
 struct CpuSide {
-  std::vector<float> params, probs, sa, sb;
-  std::vector<double> terms;
-  NetCache c1, c2;
-  AdamState adam;
-  CpuPolicyObjective obj;
-  explicit CpuSide(const Batch& b)
-      : params(b.params), obj(b.net(), params, b.cpu(), c1, c2, probs, sa, sb, terms) {
-    obj.set_adam(&adam);
-  }
+  std::unique_ptr<Backend> be = make_cpu_backend();
+  std::vector<float> params;
+  BackendAdam adam;
+  PolicyObjective obj;
+  explicit CpuSide(const Batch& b) : params(b.params), obj(*be, b.net(), params.data(), b.host()) { obj.set_adam(&adam); }
+  Buffer<float> vec(const std::vector<float>& h) { return to_buffer(*be, h); }
+  std::vector<float> host(const Buffer<float>& v) { return to_host(*be, v); }
 };
 
+// PolicyObjective on the CUDA backend (finite-difference Fisher product) over the batch uploaded to it.
 struct GpuSide {
-  CudaTrainContext ctx;
-  CudnnGru gru;
-  CudaNet net;
-  DeviceBuffer<float> params, x, logp, probs, adv;
-  DeviceBuffer<int32_t> actions;
-  CudaAdamState adam;
-  CudaPolicyObjective obj;
+  std::unique_ptr<Backend> be = make_cuda_backend();
+  Buffer<float> params, x, logp, probs, adv;
+  Buffer<int32_t> actions;
+  BackendAdam adam;
+  PolicyObjective obj;
   explicit GpuSide(const Batch& b)
-      : gru(ctx.dnn(), ctx.stream(), b.shape.input, b.shape.hidden, b.T, b.N),
-        net(ctx, gru, b.shape),
-        params(to_device(b.params)),
-        x(to_device(b.x)),
-        logp(to_device(b.logp_old)),
-        probs(to_device(b.probs_old)),
-        adv(to_device(b.adv)),
-        actions(to_device(b.actions)),
-        obj(ctx, net, params.data(),
-            CudaPolicyBatch{b.T, b.N, b.shape.out, x.data(), actions.data(), logp.data(), probs.data(), adv.data(),
-                            b.beta}) {
+      : params(to_buffer(*be, b.params)),
+        x(to_buffer(*be, b.x)),
+        logp(to_buffer(*be, b.logp_old)),
+        probs(to_buffer(*be, b.probs_old)),
+        adv(to_buffer(*be, b.adv)),
+        actions(to_buffer(*be, b.actions)),
+        obj(*be, b.net(), params.data(),
+            PolicyBatch{b.T, b.N, b.shape.out, x.data(), actions.data(), logp.data(), probs.data(), adv.data(), b.beta}) {
     obj.set_adam(&adam);
   }
-  std::vector<float> host_params() {
-    ctx.synchronize();
-    return to_host(params);
-  }
+  Buffer<float> vec(const std::vector<float>& h) { return to_buffer(*be, h); }
+  std::vector<float> host(const Buffer<float>& v) { return to_host(*be, v); }
+  std::vector<float> host_params() { return host(params); }
 };
 
-std::vector<float> host(CudaTrainContext& ctx, const DeviceBuffer<float>& v) {
-  ctx.synchronize();
-  return to_host(v);
-}
+// A non-blocking stream with cuDNN on it, as the CUDA backend sets them, for cuDNN's GRU alone.
+struct GruStream {
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t dnn = nullptr;
+  GruStream() {
+    RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    RL2_CUDNN_CHECK(cudnnCreate(&dnn));
+    RL2_CUDNN_CHECK(cudnnSetStream(dnn, stream));
+  }
+  ~GruStream() {
+    cudaStreamSynchronize(stream);
+    cudnnDestroy(dnn);
+    cudaStreamDestroy(stream);
+  }
+  GruStream(const GruStream&) = delete;
+  GruStream& operator=(const GruStream&) = delete;
+  // Copies on the stream, waited for.
+  DeviceBuffer<float> up(const std::vector<float>& h) const {
+    DeviceBuffer<float> d(h.size());
+    RL2_CUDA_CHECK(cudaMemcpyAsync(d.data(), h.data(), d.bytes(), cudaMemcpyHostToDevice, stream));
+    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return d;
+  }
+  std::vector<float> down(const float* d, size_t n) const {
+    std::vector<float> h(n);
+    RL2_CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return h;
+  }
+};
 
 // Relative L2 error of each tensor of the gru.hpp layout, "name rel" pairs for messages.
 std::string per_tensor(const GruShape& s, const std::vector<float>& a, const std::vector<float>& b, double* worst) {
@@ -176,58 +212,63 @@ TEST_P(GpuNetParity, ForwardBackwardAndWeightSpaceRoundTrip) {
   const auto [I, H, O, T, N] = GetParam();
   const GruShape shape{I, H, O};
   const Batch b(shape, T, N, 31);
-  GpuSide g(b);
-  print_lin_layers(g.gru);
-
-  // Round trip: canonical -> weight space -> canonical is a pure copy.
-  DeviceBuffer<float> ws(static_cast<size_t>(g.gru.weight_space_floats())), back(b.params.size());
-  // On the context's (non-blocking) stream, so the scatter below is ordered after it.
-  RL2_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), g.ctx.stream()));
-  g.gru.pack(g.params.data(), ws.data());
-  g.gru.unpack(ws.data(), back.data());
-  const std::vector<float> round = host(g.ctx, back);
-  EXPECT_EQ(std::memcmp(round.data(), b.params.data(), static_cast<size_t>(g.gru.canonical_floats()) * sizeof(float)), 0)
-      << "canonical -> cuDNN weight space -> canonical is not the identity";
-
-  // Forward: logits against the CPU float path, hidden states against float64.
   const int64_t M = T * N;
-  DeviceBuffer<float> out(static_cast<size_t>(M * O));
-  g.net.forward(g.params.data(), g.x.data(), N, out.data());
-  const std::vector<float> gpu_out = host(g.ctx, out);
-  const std::vector<float> gpu_h = to_host(g.net.hidden(), static_cast<size_t>(M * H));
-  std::vector<float> cpu_out(static_cast<size_t>(M * O));
-  NetCache c;
-  net_forward(b.net(), b.params.data(), b.x.data(), T, N, c, cpu_out.data());
-  const std::vector<double> pd(b.params.begin(), b.params.end()), xd(b.x.begin(), b.x.end());
-  std::vector<double> ref_out(cpu_out.size());
-  GruCache<double> rc;
-  gru_forward_ref<double>(shape, pd.data(), xd.data(), T, N, rc, ref_out.data());
-  double worst_out = 0.0, worst_h = 0.0;
-  int64_t at_out = -1, at_h = -1;
+
+  // cuDNN's GRU alone (the CUDA backend's nets run on it): the weight-space mapping and the hidden states.
+  {
+    GruStream s;
+    CudnnGru gru(s.dnn, s.stream, I, H, T, N);
+    print_lin_layers(gru);
+    DeviceBuffer<float> params = s.up(b.params), x = s.up(b.x), back(b.params.size());
+    DeviceBuffer<float> ws(static_cast<size_t>(gru.weight_space_floats()));
+    RL2_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), s.stream));  // on the stream: ordered before the scatter
+    gru.pack(params.data(), ws.data());
+    gru.unpack(ws.data(), back.data());
+    const std::vector<float> round = s.down(back.data(), back.size());
+    EXPECT_EQ(std::memcmp(round.data(), b.params.data(), static_cast<size_t>(gru.canonical_floats()) * sizeof(float)), 0)
+        << "canonical -> cuDNN weight space -> canonical is not the identity";
+    gru.forward(ws.data(), x.data(), N);
+    const std::vector<float> gpu_h = s.down(gru.y(), static_cast<size_t>(M * H));
+    const std::vector<double> pd(b.params.begin(), b.params.end()), xd(b.x.begin(), b.x.end());
+    std::vector<double> ref_out(static_cast<size_t>(M * O));
+    GruCache<double> rc;
+    gru_forward_ref<double>(shape, pd.data(), xd.data(), T, N, rc, ref_out.data());
+    double worst_h = 0.0;
+    int64_t at_h = -1;
+    for (int64_t e = 0; e < M * H; ++e) {
+      const double d = std::abs(gpu_h[e] - rc.h[static_cast<size_t>(N * H + e)]);  // h[t + 1] is step t's output
+      if (!(d <= worst_h)) worst_h = d, at_h = e;
+    }
+    std::cout << "  I=" << I << " H=" << H << " O=" << O << " T=" << T << " N=" << N << ": max |h - h_float64| "
+              << worst_h << "\n";
+    EXPECT_LE(worst_h, 1e-5) << "hidden state worst at step " << at_h / H / N << " trial " << (at_h / H) % N << " unit "
+                             << at_h % H << " (a gate-order or bias mapping error shows here first)";
+  }
+
+  // The CUDA backend's network (GRU + cuBLAS head) against the CPU backend's: logits, then the backward of
+  // sum(d_out · out), every tensor's gradient.
+  auto gpu = make_cuda_backend();
+  auto cpu = make_cpu_backend();
+  auto gnet = gpu->make_net(b.net(), T, N);
+  auto cnet = cpu->make_net(b.net(), T, N);
+  const std::vector<float> d_out = test::random_vec(static_cast<size_t>(M * O), 41);
+  Buffer<float> gp = to_buffer(*gpu, b.params), gx = to_buffer(*gpu, b.x), gd = to_buffer(*gpu, d_out);
+  Buffer<float> gout(*gpu, M * O), ggrad(*gpu, static_cast<int64_t>(b.params.size()));
+  gnet->forward(gp.data(), gx.data(), N, gout.data());
+  gnet->backward(gp.data(), gx.data(), N, gd.data(), ggrad.data());
+  const std::vector<float> gpu_out = to_host(*gpu, gout), gpu_grad = to_host(*gpu, ggrad);
+  std::vector<float> cpu_out(static_cast<size_t>(M * O)), cpu_grad(b.params.size());
+  cnet->forward(b.params.data(), b.x.data(), N, cpu_out.data());
+  cnet->backward(b.params.data(), b.x.data(), N, d_out.data(), cpu_grad.data());
+  double worst_out = 0.0;
+  int64_t at_out = -1;
   for (int64_t e = 0; e < M * O; ++e) {
     const double d = std::abs(static_cast<double>(gpu_out[e]) - cpu_out[e]);
     if (!(d <= worst_out)) worst_out = d, at_out = e;
   }
-  for (int64_t e = 0; e < M * H; ++e) {
-    const double d = std::abs(gpu_h[e] - rc.h[static_cast<size_t>(N * H + e)]);  // h[t + 1] is step t's output
-    if (!(d <= worst_h)) worst_h = d, at_h = e;
-  }
-  std::cout << "  I=" << I << " H=" << H << " O=" << O << " T=" << T << " N=" << N << ": max |logit diff| " << worst_out
-            << ", max |h - h_float64| " << worst_h << "\n";
+  std::cout << "  max |logit diff| " << worst_out << "\n";
   EXPECT_LE(worst_out, 1e-5) << "worst at step " << at_out / O / N << " trial " << (at_out / O) % N << " output "
                              << at_out % O << ": gpu " << gpu_out[at_out] << " cpu " << cpu_out[at_out];
-  EXPECT_LE(worst_h, 1e-5) << "hidden state worst at step " << at_h / H / N << " trial " << (at_h / H) % N << " unit "
-                           << at_h % H << " (a gate-order or bias mapping error shows here first)";
-
-  // Backward of sum(d_out · out): every tensor's gradient against the CPU.
-  const std::vector<float> d_out = test::random_vec(static_cast<size_t>(M * O), 41);
-  DeviceBuffer<float> dd = to_device(d_out), grad(b.params.size());
-  g.net.forward(g.params.data(), g.x.data(), N, out.data());
-  g.net.backward(g.params.data(), g.x.data(), N, dd.data(), grad.data());
-  const std::vector<float> gpu_grad = host(g.ctx, grad);
-  std::vector<float> cpu_grad(b.params.size(), 0.0f);
-  net_forward(b.net(), b.params.data(), b.x.data(), T, N, c, cpu_out.data());
-  net_backward(b.net(), b.params.data(), b.x.data(), T, N, c, d_out.data(), cpu_grad.data());
   double worst = 0.0;
   const std::string parts = per_tensor(shape, gpu_grad, cpu_grad, &worst);
   std::cout << "  gradient relative L2 per tensor:" << parts << "\n";
@@ -254,10 +295,9 @@ TEST_F(GpuLearner, SurrogateAndGradientMatchCpu) {
     const Batch b(GruShape{7, 32, 5}, 10, 21, 5, beta);
     CpuSide c(b);
     GpuSide g(b);
-    std::vector<float> cg = c.obj.make_vec();
-    DeviceBuffer<float> gg = g.obj.make_vec();
-    const double lc = c.obj.surrogate_grad(cg), lg = g.obj.surrogate_grad(gg);
-    const std::vector<float> ghost = host(g.ctx, gg);
+    Buffer<float> cgrad = c.obj.make_vec(), gg = g.obj.make_vec();
+    const double lc = c.obj.surrogate_grad(cgrad), lg = g.obj.surrogate_grad(gg);
+    const std::vector<float> ghost = g.host(gg), cg = c.host(cgrad);
     std::cout << "  beta " << beta << ": L cpu " << lc << " gpu " << lg << ", gradient rel " << rel_err(ghost, cg)
               << ", mismatch cpu " << c.obj.rollout_mismatch() << " gpu " << g.obj.rollout_mismatch() << "\n";
     EXPECT_NEAR(lg, lc, 1e-6 + 1e-4 * std::abs(lc));
@@ -270,9 +310,8 @@ TEST_F(GpuLearner, SurrogateAndGradientMatchCpu) {
     std::vector<float> moved = b.params;
     const double norm = std::sqrt(test::dot(cg, cg));
     for (size_t i = 0; i < moved.size(); ++i) moved[i] += static_cast<float>(0.05 * cg[i] / norm);
-    c.obj.set_params(moved);
-    DeviceBuffer<float> dm = to_device(moved);
-    g.obj.set_params(dm);
+    c.obj.set_params(c.vec(moved));
+    g.obj.set_params(g.vec(moved));
     const SurrogateKl sc = c.obj.surrogate_kl(), sg = g.obj.surrogate_kl();
     std::cout << "    moved: surrogate cpu " << sc.surrogate << " gpu " << sg.surrogate << ", KL cpu " << sc.kl << " gpu "
               << sg.kl << "\n";
@@ -290,27 +329,26 @@ TEST_F(GpuLearner, FiniteDifferenceFisherProductMatchesCpuExactProduct) {
     const Batch b(GruShape{7, H, 5}, 10, 33, 9);
     CpuSide c(b);
     GpuSide g(b);
-    std::vector<float> cg = c.obj.make_vec(), cf = c.obj.make_vec();
-    DeviceBuffer<float> gg = g.obj.make_vec(), gf = g.obj.make_vec();
-    c.obj.surrogate_grad(cg);
+    Buffer<float> cgrad = c.obj.make_vec(), cf = c.obj.make_vec(), gg = g.obj.make_vec(), gf = g.obj.make_vec();
+    c.obj.surrogate_grad(cgrad);
     g.obj.surrogate_grad(gg);
+    const std::vector<float> cg = c.host(cgrad);
     // A random direction, and the gradient (CG's first direction), each at two scales.
     const std::vector<float> rnd = test::random_vec(b.params.size(), 77);
     for (const std::vector<float>* v : std::initializer_list<const std::vector<float>*>{&rnd, &cg}) {
       for (float scale : {1.0f, 1e-3f}) {
         std::vector<float> vs(v->begin(), v->end());
         for (float& e : vs) e *= scale;
-        c.obj.fvp(vs, cf);
-        DeviceBuffer<float> dv = to_device(vs);
-        g.obj.fvp(dv, gf);
-        const std::vector<float> ghost = host(g.ctx, gf);
-        const double e = rel_err(ghost, cf);
+        c.obj.fvp(c.vec(vs), cf);
+        g.obj.fvp(g.vec(vs), gf);
+        const std::vector<float> ghost = g.host(gf), chost = c.host(cf);
+        const double e = rel_err(ghost, chost);
         std::cout << "  H=" << H << (v == &rnd ? " random v" : " v = gradient") << " x" << scale << ": rel " << e
                   << " (eps " << g.obj.last_fvp_epsilon() << "; DESIGN.md's exact-product bound 1e-3 "
                   << (e <= 1e-3 ? "met" : "not met") << ")\n";
         EXPECT_LE(e, 1e-2);
         // The quadratic form the line search scales by: v^T F v.
-        EXPECT_NEAR(test::dot(vs, ghost), test::dot(vs, cf), 1e-2 * std::abs(test::dot(vs, cf)));
+        EXPECT_NEAR(test::dot(vs, ghost), test::dot(vs, chost), 1e-2 * std::abs(test::dot(vs, chost)));
       }
     }
   }
@@ -371,8 +409,8 @@ TEST_F(GpuLearner, PpoUpdateMatchesCpu) {
   EXPECT_EQ(g.adam.t, c.adam.t);
   EXPECT_NEAR(sg.kl, sc.kl, 1e-2 * sc.kl + 1e-9);
   EXPECT_LE(step_err, 2e-3);
-  const AdamState ga = download_adam(g.adam);
-  EXPECT_LE(rel_err(ga.m, c.adam.m), 2e-3);
+  const AdamState ga = download_adam(*g.be, g.adam), ca = download_adam(*c.be, c.adam);
+  EXPECT_LE(rel_err(ga.m, ca.m), 2e-3);
 #endif
 }
 
@@ -383,7 +421,7 @@ TEST_F(GpuLearner, AdvantageKernelsMatchCpu) {
     const std::vector<float> rewards = test::random_vec(static_cast<size_t>(T * N), 3, 2.0f);
     const std::vector<float> raw = test::random_vec(static_cast<size_t>(T * N), 4, 1.5f);
     const double mean = 0.37, sd = 1.9, gamma = 0.99, lambda = 0.3;
-    // The CPU learner's compute_advantages, written out (it is private to learner_cpu.cpp).
+    // The trainer's compute_advantages, written out on the host (it is private to trainer.cpp).
     std::vector<float> values(raw.size()), adv(raw.size()), ret(raw.size());
     for (size_t k = 0; k < raw.size(); ++k) values[k] = static_cast<float>(raw[k] * sd + mean);
     for (int64_t i = 0; i < N; ++i) gae_trial<double>(T, N, &rewards[i], &values[i], gamma, lambda, &adv[i], &ret[i]);
@@ -400,12 +438,21 @@ TEST_F(GpuLearner, AdvantageKernelsMatchCpu) {
     const double asd = std::sqrt(variance(ad));
     for (float& a : adv) a = static_cast<float>((a - am) / (asd + 1e-8));
 
-    CudaTrainContext ctx;
-    DeviceBuffer<float> dr = to_device(rewards), draw = to_device(raw), dv(raw.size()), da(raw.size()), dret(raw.size());
-    DeviceBuffer<double> scratch(raw.size());
-    const double gev = cuda_compute_advantages(ctx, T, N, dr.data(), draw.data(), mean, sd, gamma, lambda, dv.data(),
-                                               da.data(), dret.data(), scratch.data(), ctx.step_mask(nullptr, T * N));
-    const std::vector<float> gv = host(ctx, dv), ga = host(ctx, da), gr = host(ctx, dret);
+    // The same steps as trainer.cpp's compute_advantages, on the CUDA backend (no mask: every step active).
+    auto be = make_cuda_backend();
+    const int64_t M = T * N;
+    const double active = static_cast<double>(M);
+    Buffer<float> dr = to_buffer(*be, rewards), draw = to_buffer(*be, raw), dv(*be, M), da(*be, M), dret(*be, M);
+    Buffer<double> scratch(*be, M);
+    be->run(ops::Values{M, draw.data(), mean, sd, dv.data(), nullptr});
+    be->run(ops::Gae{T, N, dr.data(), dv.data(), gamma, lambda, da.data(), dret.data()});
+    const double var_ret = be->mean_var(T, N, dret.data(), nullptr, active).second;
+    be->run(ops::Residual{M, dret.data(), dv.data(), scratch.data()});
+    const double var_resid = be->mean_var(T, N, scratch.data(), nullptr, active).second;
+    const double gev = var_ret > 0.0 ? 1.0 - var_resid / var_ret : 0.0;
+    const auto [adv_mean, adv_var] = be->mean_var(T, N, da.data(), nullptr, active);
+    be->run(ops::Standardise{M, adv_mean, std::sqrt(adv_var), da.data(), nullptr});
+    const std::vector<float> gv = to_host(*be, dv), ga = to_host(*be, da), gr = to_host(*be, dret);
     std::cout << "  T=" << T << " N=" << N << ": ev cpu " << ev << " gpu " << gev << ", adv rel " << rel_err(ga, adv) << "\n";
     EXPECT_EQ(std::memcmp(gv.data(), values.data(), values.size() * sizeof(float)), 0) << "values differ";
     EXPECT_EQ(std::memcmp(gr.data(), ret.data(), ret.size() * sizeof(float)), 0) << "GAE returns differ";
@@ -427,6 +474,18 @@ TrainConfig small_mdp(const std::string& algo) {
   c.entropy_coef = 0.01;
   c.seed = 11;
   return c;
+}
+
+// The rollout a CUDA learner ran in an iteration (the CUDA backend's make_rollout is a CudaRollout of the
+// config's networks with default options): the same networks run from the learner's state before it.
+RolloutHost learner_rollout(const TrainConfig& cfg, const TrainState& before, uint64_t first_trial) {
+  CudaRollout r(cfg.env, cfg.policy_shape(), cfg.baseline_shape(), cfg.trials_per_iter());
+  r.run(before.policy.data(), before.baseline.data(), cfg.seed, first_trial);
+  return r.copy_to_host();
+}
+
+double mean_total(const RolloutHost& r) {
+  return std::accumulate(r.totals.begin(), r.totals.end(), 0.0) / static_cast<double>(r.totals.size());
 }
 
 // Replays the CUDA rollout's actions through the CPU environment batch: inputs, rewards, dones bit for bit.
@@ -476,8 +535,10 @@ TEST_P(GpuLearnerIterations, TwoIterationsMatchTheCpuLearner) {
     const EvalResult cpu_play = cpu->evaluate(cfg.env, N, static_cast<uint64_t>(it * N), true);
     const IterationStats sc = cpu->iterate();
     const IterationStats sg = gpu->iterate();
-    const RolloutHost r = cuda_learner_last_rollout(*gpu);
+    const RolloutHost r = learner_rollout(cfg, before_gpu, static_cast<uint64_t>(it * N));
     ASSERT_EQ(r.trials, N);
+    ASSERT_NEAR(mean_total(r), sg.mean_return, 1e-12 * (1.0 + std::abs(sg.mean_return)))
+        << "the replayed rollout is not the one the learner trained on";
     expect_env_data_bitwise(cfg.env, cfg.seed, static_cast<uint64_t>(it * N), r);
     int64_t differ = 0;
     for (int64_t i = 0; i < N; ++i)

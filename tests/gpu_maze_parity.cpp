@@ -1,7 +1,7 @@
 // The CUDA backend on the maze (docs/cuda_training.md, "The maze"): the rollout with the rendered view and
-// the cuDNN conv encoder, the network encoder -> GRU -> head, one learner iteration with the finished-step
-// mask, and evaluation, each against the CPU backend (network.hpp's net_step / net_forward / net_backward,
-// the CPU learner) from the same parameters.
+// the cuDNN conv encoder, the network encoder -> GRU -> head (the CUDA backend's make_net), one iteration of
+// the trainer on the CUDA backend with the finished-step mask, and evaluation, each against the CPU backend
+// (network.hpp's net_step, the CPU backend's make_net, make_cpu_learner) from the same parameters.
 // Tolerances (FP32 on both sides; cuDNN's convolutions and OpenBLAS's im2col GEMMs sum in different orders):
 //   a rollout vs a CPU loop (CPU environment batch, encode_input, net_step for the policy and the baseline,
 //     the CPU's action counters): inputs x (the rendered image and the extras), rewards, dones and the mask
@@ -10,11 +10,14 @@
 //     reference then follows the GPU). Sizes 1, 7, 65 trials of 5x5 (2 episodes, horizon 89, GRU-32) and
 //     3 trials of 9x9 (1 episode, horizon 265). A second run repeats the first bit for bit; a rollout that
 //     keeps only two steps of inputs (evaluation's) gives the same actions, logp, values, rewards, dones, mask.
-//   b CudaNet with the encoder vs net_forward / net_backward: outputs relative L2 <= 1e-4 (and 1e-4 absolute);
+//   b the CUDA backend's net with the encoder vs the CPU backend's (net_forward / net_backward): outputs
+//     relative L2 <= 1e-4 (and 1e-4 absolute);
 //     gradient relative L2 <= 1e-4 for the GRU + head part and for each encoder tensor; also at a smaller
 //     batch than the GRU's maximum (the PPO / baseline minibatch path).
 //   c one iterate() of the CUDA and CPU learners from one seed (5x5, 2 episodes, horizon 89, 4 mazes, 24 trials,
-//     GRU-16; TRPO and PPO): env data and mask bit for bit, at least one finished trial (masked steps), <= 1
+//     GRU-16; TRPO and PPO): env data and mask bit for bit (the rollout: a CudaRollout run with the learner's
+//     state before the iteration, whose mean return equals the learner's to 1e-12 relative), at least one
+//     finished trial (masked steps), <= 1
 //     differing action; mean return exact when none differs; entropy and explained variance within 1e-4;
 //     the policy step relative L2 <= 1e-2 (TRPO) / 2e-3 (PPO) as tests/gpu_learner_parity.cpp; parameters
 //     after the step within 1e-3 relative L2; the baseline's step <= 1e-2.
@@ -28,10 +31,12 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <numeric>
 #include <string>
 #include <tuple>
 
 #include "gpu_test_util.hpp"
+#include "objective_test_util.hpp"
 #include "numeric_test_util.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
@@ -43,14 +48,18 @@
 #include "rl2/train/learner.hpp"
 #include "rl2/train/maze_eval.hpp"
 #if defined(RL2_WITH_CUDNN)
-#include "cuda/learner_cuda.hpp"
+#include "cuda/backend_cuda.hpp"
+#include "cuda/encoder_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
+#include "rl2/train/backend.hpp"
 #endif
 
 namespace rl2 {
 namespace {
 
+using test::to_host;
 using test::rel_err;
+using test::to_buffer;
 
 class GpuMaze : public test::CudnnTest {};
 
@@ -253,26 +262,23 @@ TEST_F(GpuMaze, NetForwardBackwardMatchCpu) {
     NetShape shape = out == 3 ? cfg.policy_shape() : cfg.baseline_shape();
     std::vector<float> params(static_cast<size_t>(shape.size()));
     net_init(shape, 11, out == 3 ? 0 : 1, 1.0f, params.data());
-    CudaTrainContext ctx;
-    CudnnGru gru(ctx.dnn(), ctx.stream(), shape.gru.input, shape.gru.hidden, T, Nmax);
-    CudaEncoderStage stage(ctx, shape.enc, T, Nmax);
-    CudaNet net(ctx, gru, shape, &stage);
-    ASSERT_EQ(net.size(), shape.size());
-    DeviceBuffer<float> dp = to_device(params);
+    auto gpu = make_cuda_backend();
+    auto cpu = make_cpu_backend();
+    auto net = gpu->make_net(shape, T, Nmax);
+    auto cnet = cpu->make_net(shape, T, Nmax);
+    const Buffer<float> dp = to_buffer(*gpu, params);
     for (const int64_t N : {Nmax, int64_t{2}}) {
       // Images and extras in [-1, 1] (the maze's range).
       const std::vector<float> x = test::random_vec(static_cast<size_t>(T * N * shape.input()), 21 + N);
       const std::vector<float> d_out = test::random_vec(static_cast<size_t>(T * N * out), 31 + N);
-      DeviceBuffer<float> dx = to_device(x), dd = to_device(d_out), o(static_cast<size_t>(T * N * out)),
-                          grad(params.size());
-      net.forward(dp.data(), dx.data(), N, o.data());
-      net.backward(dp.data(), dx.data(), N, dd.data(), grad.data());
-      ctx.synchronize();
-      const std::vector<float> go = to_host(o), gg = to_host(grad);
-      std::vector<float> co(go.size()), cg(params.size(), 0.0f);
-      NetCache c;
-      net_forward(shape, params.data(), x.data(), T, N, c, co.data());
-      net_backward(shape, params.data(), x.data(), T, N, c, d_out.data(), cg.data());
+      const Buffer<float> dx = to_buffer(*gpu, x), dd = to_buffer(*gpu, d_out);
+      Buffer<float> o(*gpu, T * N * out), grad(*gpu, shape.size());
+      net->forward(dp.data(), dx.data(), N, o.data());
+      net->backward(dp.data(), dx.data(), N, dd.data(), grad.data());
+      const std::vector<float> go = to_host(*gpu, o), gg = to_host(*gpu, grad);
+      std::vector<float> co(go.size()), cg(params.size());
+      cnet->forward(params.data(), x.data(), N, co.data());
+      cnet->backward(params.data(), x.data(), N, d_out.data(), cg.data());
       double worst = 0.0;
       for (size_t e = 0; e < go.size(); ++e) worst = std::max(worst, std::abs(static_cast<double>(go[e]) - co[e]));
       const double out_rel = rel_err(go, co);
@@ -306,6 +312,14 @@ TEST_F(GpuMaze, NetForwardBackwardMatchCpu) {
 
 // ---- c: one learner iteration with finished trials ------------------------------------------------------------
 #if defined(RL2_WITH_CUDNN)
+// The rollout a CUDA learner ran in an iteration (the CUDA backend's make_rollout is a CudaRollout of the
+// config's networks with default options): the same networks run from the learner's state before it.
+RolloutHost learner_rollout(const TrainConfig& cfg, const TrainState& before, uint64_t first_trial) {
+  CudaRollout r(cfg.env, cfg.policy_shape(), cfg.baseline_shape(), cfg.trials_per_iter());
+  r.run(before.policy.data(), before.baseline.data(), cfg.seed, first_trial);
+  return r.copy_to_host();
+}
+
 // Replays the CUDA rollout's actions through the CPU environment batch: inputs, rewards, dones and the
 // mask bit for bit. Returns the number of inactive steps.
 int64_t expect_maze_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t first_trial, const RolloutHost& r) {
@@ -362,8 +376,11 @@ TEST_P(GpuMazeIteration, OneIterationMatchesTheCpuLearner) {
   const EvalResult cpu_play = cpu->evaluate(cfg.env, N, 0, true);
   const IterationStats sc = cpu->iterate();
   const IterationStats sg = gpu->iterate();
-  const RolloutHost r = cuda_learner_last_rollout(*gpu);
+  const RolloutHost r = learner_rollout(cfg, before, 0);
   ASSERT_EQ(r.trials, N);
+  const double replay_return = std::accumulate(r.totals.begin(), r.totals.end(), 0.0) / static_cast<double>(N);
+  ASSERT_NEAR(replay_return, sg.mean_return, 1e-12 * (1.0 + std::abs(sg.mean_return)))
+      << "the replayed rollout is not the one the learner trained on";
   const int64_t inactive = expect_maze_data_bitwise(cfg.env, cfg.seed, 0, r);
   int64_t differ = 0;
   for (int64_t i = 0; i < N; ++i)

@@ -5,7 +5,7 @@
     and each negative pattern removes some;
   - every gpu test falls in exactly one family (none is left out, none runs twice);
   - the kernels the script hands racecheck and synccheck are ours and are exactly those that use shared
-    memory (directly or through a __device__ helper such as train.cu's block_reduce);
+    memory (directly or through a __device__ helper such as step_ops.cu's block_reduce);
   - memcheck's kernel-name filter (the mangled prefix of namespace rl2) names every kernel of the binary;
   - `--dry-run` lists the families as steps and its limits add up to at most 330 s.
 usage: gpu_session_check.py RL2_GPU_TESTS [GPU_SESSION_SH]

@@ -1,5 +1,6 @@
-// What the gpu-labelled tests of the cuDNN-based CUDA code share (the learner, the conv encoder, the maze
-// on the CUDA backend): why they cannot run here, and fixtures that skip with that reason.
+// What the gpu-labelled tests of the cuDNN-based CUDA code share (the CUDA backend of the trainer, the conv
+// encoder, the maze): why they cannot run here, and fixtures that skip with that reason. Copies between
+// std::vectors and a backend's Buffers: objective_test_util.hpp.
 #pragma once
 
 #include <gtest/gtest.h>

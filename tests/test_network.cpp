@@ -16,13 +16,14 @@
 #include <sstream>
 #include <tuple>
 
-#include "cpu/policy_objective.hpp"
 #include "numeric_test_util.hpp"
+#include "objective_test_util.hpp"
 #include "rl2/core/rng.hpp"
 #include "rl2/io/paper.hpp"
 #include "rl2/policy/network.hpp"
 #include "rl2/policy/softmax.hpp"
 #include "rl2/train/maze_eval.hpp"
+#include "rl2/train/objective.hpp"
 #include "rl2/train/run.hpp"
 
 namespace fs = std::filesystem;
@@ -161,13 +162,8 @@ double surrogate_ref(const EncFixture& f, const VecD& p) {
   return sum / f.active();
 }
 
-struct Objective {
-  VecF params, probs, sa, sb;
-  std::vector<double> terms;
-  NetCache c1, c2;
-  CpuPolicyObjective obj;
-  Objective(const EncFixture& f, const PolicyBatch& b)
-      : params(f.params), obj(f.shape, params, b, c1, c2, probs, sa, sb, terms) {}
+struct Objective : test::CpuObjective {
+  Objective(const EncFixture& f, const PolicyBatch& b) : CpuObjective(f.shape, f.params, b) {}
 };
 
 TEST(NetworkObjective, EncoderFisherVectorProductMatchesFloat64Reference) {
@@ -176,11 +172,11 @@ TEST(NetworkObjective, EncoderFisherVectorProductMatchesFloat64Reference) {
   const VecD ref = fvp_ref(f, to_double(f.params), to_double(vf));
   Objective o(f, f.batch());
   EXPECT_EQ(o.obj.active_steps(), 9.0);
-  VecF grad = o.obj.make_vec(), out = o.obj.make_vec();
+  Buffer<float> grad = o.obj.make_vec(), out = o.obj.make_vec();
   o.obj.surrogate_grad(grad);
   EXPECT_LT(o.obj.rollout_mismatch(), 1e-5);  // pi_old came from the same parameters
-  o.obj.fvp(vf, out);
-  EXPECT_LE(rel_err(out, ref), 1e-3);
+  o.obj.fvp(o.vec(vf), out);
+  EXPECT_LE(rel_err(o.host(out), ref), 1e-3);
   // The encoder's block is not negligible: the check covers the chain, not just the GRU.
   const VecD enc_part(ref.begin() + f.shape.gru_size(), ref.end());
   EXPECT_GT(test::dot(enc_part, enc_part), 1e-4 * test::dot(ref, ref));
@@ -191,7 +187,7 @@ TEST(NetworkObjective, EncoderSurrogateGradientMatchesFiniteDifferences) {
     EncFixture f;
     f.entropy_coef = beta;
     Objective o(f, f.batch());
-    VecF grad = o.obj.make_vec();
+    Buffer<float> grad = o.obj.make_vec();
     const double l0 = o.obj.surrogate_grad(grad);
     EXPECT_NEAR(o.obj.surrogate_kl().surrogate, l0, 1e-6);
     EXPECT_NEAR(surrogate_ref(f, to_double(f.params)), l0, 1e-5);
@@ -203,7 +199,7 @@ TEST(NetworkObjective, EncoderSurrogateGradientMatchesFiniteDifferences) {
       pm[i] -= eps * v[i];
     }
     const double fd = (surrogate_ref(f, pp) - surrogate_ref(f, pm)) / (2 * eps);
-    const double an = test::dot(to_double(grad), v);
+    const double an = test::dot(to_double(o.host(grad)), v);
     EXPECT_NEAR(an, fd, 1e-4 * std::max(1.0, std::fabs(fd))) << "beta " << beta;
   }
 }
@@ -212,14 +208,14 @@ TEST(NetworkObjective, EncoderSurrogateGradientMatchesFiniteDifferences) {
 TEST(NetworkObjective, MaskedStepsChangeNothing) {
   auto results = [](const EncFixture& f, bool with_mask) {
     Objective o(f, f.batch(with_mask));
-    VecF grad = o.obj.make_vec(), fv = o.obj.make_vec();
+    Buffer<float> grad = o.obj.make_vec(), fv = o.obj.make_vec();
     const double l = o.obj.surrogate_grad(grad);
-    o.obj.fvp(random_vec(f.params.size(), 6), fv);
+    o.obj.fvp(o.vec(random_vec(f.params.size(), 6)), fv);
     const SurrogateKl skl = o.obj.surrogate_kl();
     const int64_t ids[2] = {2, 0};
-    VecF mb = o.obj.make_vec();
+    Buffer<float> mb = o.obj.make_vec();
     const double lm = o.obj.minibatch_grad(ids, 2, 0.2, mb);
-    return std::tuple{l, grad, fv, skl.surrogate, skl.kl, lm, mb};
+    return std::tuple{l, o.host(grad), o.host(fv), skl.surrogate, skl.kl, lm, o.host(mb)};
   };
   EncFixture a, b;
   for (int64_t k = 0; k < a.T * a.N; ++k) {

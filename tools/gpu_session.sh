@@ -10,7 +10,7 @@
 #   1. libraries (stop at once, naming a missing one), nvidia-smi, `rl2-cuda info` (runtime cuDNN/cuBLAS)
 #   2. the gpu test families, one process each, not brief, line-buffered, gtest XML kept
 #   3. compute-sanitizer: memcheck on our own kernels (the smallest case of each family), then racecheck and
-#      synccheck on the kernels with shared memory (train.cu's reductions, the rollout's heads, the encoder's)
+#      synccheck on the kernels with shared memory (step_ops.cu's reductions, the rollout's heads)
 #   4. with the time left: bandit bench, a short bandit training and its held-out evaluation, a maze bench
 # Logs and gtest XML go into $OUT/gpu_session.tar.gz (repacked after every step, so a call cut short still
 # returns what ran) beside $OUT/summary.txt; the summary is printed last.
@@ -23,7 +23,7 @@ readonly FAMILIES=(environments rollout network learner encoder maze)
 declare -A FILTER=(
   [environments]='*GpuEnv*:*GpuMazeParity*'
   [rollout]='*GpuRollout*'
-  [network]='*GpuNetParity*'
+  [network]='*GpuNetParity*:*GpuBackendParity*'
   [learner]='*GpuLearner*'
   [encoder]='*GpuEncoder*'
   [maze]='*GpuMaze*-*GpuMazeParity*'
@@ -36,8 +36,7 @@ readonly MEMCHECK_FILTER='*/GpuEnvParity.*/1:*/GpuMazeParity.*/1:*/GpuRolloutPar
 '*/GpuNetParity.*/I7_H33_O1_T1_N1:GpuLearner.SurrogateAndGradientMatchCpu:*/GpuLearnerIterations.*/0:'\
 'GpuEncoder.ForwardAndBackward*:*/GpuMazeRollout.*/size5_n2_H89_trials7:*/GpuMazeIteration.*/0'
 # Kernels with __shared__ memory, and cases that launch each of them.
-readonly SHARED_KERNELS=(reduce_stage1_kernel reduce_stage2_kernel column_sums_kernel rollout_heads_kernel
-                         channel_sums_stage1_kernel)
+readonly SHARED_KERNELS=(reduce_stage1_kernel reduce_stage2_kernel rollout_heads_kernel)
 readonly SHARED_FILTER='GpuLearner.SurrogateAndGradientMatchCpu:*/GpuNetParity.*/I7_H16_O5_T10_N13:'\
 '*/GpuRolloutParity.Bandit/N7_H16:GpuEncoder.ForwardAndBackward*'
 
@@ -48,7 +47,7 @@ STEPS=(
   "info 15 rl2-cuda info: build, device, cuBLAS and cuDNN loaded at run time"
   "environments 15 gpu tests: environments"
   "rollout 25 gpu tests: rollout"
-  "network 20 gpu tests: network"
+  "network 20 gpu tests: network, the backend's step ops and reductions"
   "learner 30 gpu tests: learner"
   "encoder 15 gpu tests: encoder"
   "maze 30 gpu tests: maze"

@@ -162,7 +162,7 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--cg-iters", f.cg_iters, "conjugate-gradient iterations")->capture_default_str();
   app.add_option("--fvp-subsample", f.fvp_subsample,
                  "TRPO: fraction of the batch's trials, spread evenly, that conjugate gradient's Fisher-vector "
-                 "products use (1: all; CG's cost on the CPU is about proportional; the CUDA learner uses all)")
+                 "products use (1: all; CG's cost is about proportional)")
       ->capture_default_str();
   app.add_option("--baseline-epochs", f.baseline_epochs,
                  "passes of the baseline's Adam regression over each batch (default 1 for bandits, 3 otherwise)");

@@ -9,7 +9,6 @@
 // over all T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
 // Equations and the derivation of backward and JVP: gru.hpp and gru_ref.cpp (same gate order r, z, n).
 #include <algorithm>
-#include <bit>
 #include <climits>
 #include <cmath>
 
@@ -17,6 +16,7 @@
 #include "rl2/core/chunks.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/policy/gru.hpp"
+#include "rl2/policy/gru_gates.hpp"
 
 namespace rl2 {
 namespace {
@@ -35,33 +35,6 @@ void for_trial_chunks(int64_t T, int64_t B, F&& body) {
   cpu::for_units(ch.count(), [&](int64_t c, int) { body(c, ch.begin(c), ch.end(c)); });
 }
 
-// exp without a libm call, so the gate loops vectorise (libm's expf and tanhf took a third of the
-// forward's time): x = k ln2 + f with |f| <= ln2/2, exp(f) by Cephes' expf polynomial, 2^k through the
-// exponent bits; relative error below 1e-7 on [-87, 87]. |x| is first clamped to 87 on the bit pattern
-// (an integer min: a float compare would put a branch in the loop), where σ and tanh have long saturated
-// and 2^k stays a normal float; adding x − x (0 when finite) turns NaN and ±inf inputs into NaN.
-inline float exp_approx(float x) {
-  constexpr float kRound = 12582912.0f;    // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  constexpr uint32_t kMaxMag = 0x42ae0000;  // 87.0f
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  const float xc = std::bit_cast<float>(std::min(bits & 0x7fffffffu, kMaxMag) | (bits & 0x80000000u));
-  const float t = xc * 1.44269504088896341f + kRound;
-  const float k = t - kRound;
-  const float f = (xc - k * 0.693359375f) - k * -2.12194440e-4f;  // ln2 split so k * hi is exact
-  float p = 1.9875691500e-4f;
-  p = p * f + 1.3981999507e-3f;
-  p = p * f + 8.3334519073e-3f;
-  p = p * f + 4.1665795894e-2f;
-  p = p * f + 1.6666665459e-1f;
-  p = p * f + 5.0000001201e-1f;
-  const float e = p * f * f + f + 1.0f;
-  const int32_t ki = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
-  return e * std::bit_cast<float>((ki + 127) << 23) + (x - x);
-}
-inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
-// tanh a = 2σ(2a) − 1: absolute error ~1e-7 (relative error grows only where tanh itself is ~0).
-inline float tanh_approx(float a) { return 2.0f / (1.0f + exp_approx(-2.0f * a)) - 1.0f; }
-
 using Tensors = GruTensors<const float>;
 
 void check_sizes(int64_t T, int64_t B) {
@@ -77,12 +50,12 @@ template <bool kKeep>
 void forward_row(int64_t H, const float* __restrict gi, const float* __restrict gh, const float* __restrict b_ih,
                  const float* __restrict b_hh, const float* __restrict h, float* __restrict h_next,
                  float* __restrict r, float* __restrict z, float* __restrict n, float* __restrict hn) {
+  // The inlined gru_unit reads through copies of the restrict pointers, which GCC does not trace: ivdep
+  // says what __restrict says (no iteration writes what another reads), so the loop vectorises.
+#pragma GCC ivdep
   for (int64_t j = 0; j < H; ++j) {
-    const float rj = sigmoid(gi[j] + b_ih[j] + gh[j] + b_hh[j]);
-    const float zj = sigmoid(gi[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j]);
-    const float hnj = gh[2 * H + j] + b_hh[2 * H + j];
-    const float nj = tanh_approx(gi[2 * H + j] + b_ih[2 * H + j] + rj * hnj);
-    h_next[j] = (1.0f - zj) * nj + zj * h[j];
+    float rj, zj, nj, hnj;  // gru_gates.hpp: the CUDA rollout's gate arithmetic too
+    h_next[j] = gru_unit(H, j, gi, gh, b_ih, b_hh, h[j], rj, zj, nj, hnj);
     if constexpr (kKeep) {
       r[j] = rj;
       z[j] = zj;

@@ -1,9 +1,9 @@
 // CudnnEncoder (encoder_cudnn.hpp): the maze encoder's forward and backward on cuDNN's legacy convolution
 // API and cuBLAS, the twin of encoder_cpu.cpp; equations in encoder.hpp and encoder_ref.cpp.
 // Parallel layout: the convolutions run over chunks of at most chunk_rows() rows (one cuDNN call per
-// chunk and layer), the FC layers are single SGEMMs over all M rows, and bias, ReLU, masks and bias sums
-// are our kernels (kernels/encoder.cu). Choices that only a GPU run can confirm are marked
-// "cuDNN semantics:" here and listed in docs/cuda_training.md ("cuDNN encoder").
+// chunk and layer), the FC layers are single SGEMMs over all M rows, bias, ReLU and masks are step ops
+// (include/rl2/train/step_ops.hpp) and bias sums two-stage reductions (kernels/step_ops.cu). Choices that
+// only a GPU run can confirm are marked "cuDNN semantics:" here and listed in docs/cuda_training.md ("cuDNN encoder").
 //
 // Row-major matrices through column-major cuBLAS: a row-major A [r, c] with row stride ld is the
 // column-major matrix Aᵀ [c, r] with leading dimension ld, so the row-major product C = A B is computed
@@ -16,11 +16,26 @@
 #include <utility>
 
 #include "cuda/cudnn_check.hpp"
-#include "encoder.cuh"
+#include "step_ops.cuh"
 #include "rl2/core/check.hpp"
 
 namespace rl2 {
 namespace {
+
+// out[c] = float(double(out[c]) + sum_{r, q} double(in[r ld + c inner + q])): a bias gradient, accumulated;
+// the two-stage reduction of step_ops.cuh with one group per channel. partials: [channels, kReduceBlocks].
+void channel_sums(int64_t rows, int32_t channels, int64_t inner, int64_t ld, const float* in, double* partials,
+                  float* out, cudaStream_t stream) {
+  ReduceArgs a{ReduceOp::kSumF32, rows * inner};
+  a.xf = in;
+  a.groups = channels;
+  a.stride = ld;
+  a.inner = inner;
+  a.partials = partials;
+  a.out_f = out;
+  a.accumulate = true;
+  launch_reduce(a, stream);
+}
 
 // Rows per cuDNN call at most. Far below cuDNN's 2^31-element tensor limit at the maze size (3605 floats
 // a row: 118 M elements); it also keeps every grid dimension cuDNN derives from N small.
@@ -50,7 +65,7 @@ int64_t chunk_rows(const EncoderShape& s) {
 int to_int(int64_t v) { return static_cast<int>(v); }  // callers keep every size below INT_MAX
 
 // C [m, n] (column-major, ldc) = alpha op(A) op(B) + beta C, FP32 (the handle's math mode, left as the
-// caller set it: CudaTrainContext sets CUBLAS_DEFAULT_MATH, no TF32).
+// caller set it: the CUDA backend sets CUBLAS_DEFAULT_MATH, no TF32).
 void sgemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const float alpha = 1.0f;
@@ -154,7 +169,7 @@ double CudnnEncoder::bytes(const EncoderShape& shape, int64_t max_rows) {
   const double chunk = static_cast<double>(std::min(max_rows, std::max<int64_t>(chunk_rows(shape), 1)));
   // f1, f2, y, dz, d2 for every row; d1 for one chunk; the bias-sum partials; the workspace allowance.
   const double floats = rows * static_cast<double>(d.f1 + 2 * d.flat + 2 * d.out) + chunk * static_cast<double>(d.f1);
-  const double partials = static_cast<double>(std::max({d.F, d.Ni, d.Ne}) * kChannelSumSlices);
+  const double partials = static_cast<double>(std::max({d.F, d.Ni, d.Ne}) * kReduceBlocks);
   return floats * sizeof(float) + partials * sizeof(double) + kWorkspaceAllowance;
 }
 
@@ -249,7 +264,7 @@ CudnnEncoder::CudnnEncoder(cudnnHandle_t dnn, cublasHandle_t blas, cudaStream_t 
     d2_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.flat));
     d1_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.f1));
     if (packed_image_) image_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.img));
-    partials_ = DeviceBuffer<double>(static_cast<size_t>(std::max({d.F, d.Ni, d.Ne}) * kChannelSumSlices));
+    partials_ = DeviceBuffer<double>(static_cast<size_t>(std::max({d.F, d.Ni, d.Ne}) * kReduceBlocks));
     // The workspace: the larger need of a full chunk and of a single row (a last, partial chunk has any
     // size in between; set_rows grows the workspace should another size ask for more).
     size_t need = workspace_bytes();
@@ -338,18 +353,18 @@ void CudnnEncoder::forward(const float* params, const float* x, int64_t M, float
     float* f2 = f2_.data() + r0 * d.flat;
     RL2_CUDNN_CHECK(cudnnConvolutionForward(dnn_, &one, image_desc_, image_rows(x, r0, n), w1_desc_, p.conv1_w,
                                             conv_desc_, fwd1_, work_.data(), work_.size(), &zero, f1_desc_, f1));
-    launch_bias_relu(BiasReluArgs{n, shape_.filters, d.P1, d.f1, p.conv1_b, f1, nullptr}, stream_);
+    launch(ops::BiasRelu{n, shape_.filters, d.P1, d.f1, p.conv1_b, f1, nullptr}, stream_);
     RL2_CUDNN_CHECK(cudnnConvolutionForward(dnn_, &one, f1_desc_, f1, w2_desc_, p.conv2_w, conv_desc_, fwd2_,
                                             work_.data(), work_.size(), &zero, f2_desc_, f2));
-    launch_bias_relu(BiasReluArgs{n, shape_.filters, d.P2, d.flat, p.conv2_b, f2, nullptr}, stream_);
+    launch(ops::BiasRelu{n, shape_.filters, d.P2, d.flat, p.conv2_b, f2, nullptr}, stream_);
   }
   // y_img [M, Ni] (row stride out) = f2 [M, flat] W_imgᵀ: column-major y_imgᵀ [Ni, M] = W_img f2ᵀ, where
   // W_img [Ni, flat] row-major is column-major [flat, Ni] (so op T gives W_img) and f2ᵀ is [flat, M].
   sgemm(blas_, true, false, d.Ni, M, d.flat, p.image_fc_w, d.flat, f2_.data(), d.flat, 0.0f, y_.data(), d.out);
   // y_ext [M, Ne] = extra [M, E] (rows of x, stride in) W_extᵀ, the same way.
   sgemm(blas_, true, false, d.Ne, M, d.E, p.extra_fc_w, d.E, x + d.img, d.in, 0.0f, y_.data() + d.Ni, d.out);
-  launch_bias_relu(BiasReluArgs{M, shape_.image_fc, 1, d.out, p.image_fc_b, y_.data(), y}, stream_);
-  launch_bias_relu(BiasReluArgs{M, shape_.extra_fc, 1, d.out, p.extra_fc_b, y_.data() + d.Ni, y + d.Ni}, stream_);
+  launch(ops::BiasRelu{M, shape_.image_fc, 1, d.out, p.image_fc_b, y_.data(), y}, stream_);
+  launch(ops::BiasRelu{M, shape_.extra_fc, 1, d.out, p.extra_fc_b, y_.data() + d.Ni, y + d.Ni}, stream_);
   last_rows_ = M;
 }
 
@@ -363,20 +378,19 @@ void CudnnEncoder::backward(const float* params, const float* x, int64_t M, cons
   const HandleScope scope(dnn_, blas_, stream_);
   const float one = 1.0f, zero = 0.0f;
   // dz [M, out] = d_y masked by y's ReLU.
-  launch_relu_mask(ReluMaskArgs{M * d.out, y_.data(), d_y, dz_.data()}, stream_);
+  launch(ops::ReluMask{M * d.out, y_.data(), d_y, dz_.data()}, stream_);
   // d W_img [Ni, flat] += dz_imgᵀ f2: column-major [flat, Ni] += f2ᵀ [flat, M] · dz_img [M, Ni] (dz_imgᵀ
   // [Ni, M] column-major, transposed).
   sgemm(blas_, false, true, d.flat, d.Ni, M, f2_.data(), d.flat, dz_.data(), d.out, 1.0f, g.image_fc_w, d.flat);
   // d W_ext [Ne, E] += dz_extᵀ extra, the same way with extra's rows (stride in) inside x.
   sgemm(blas_, false, true, d.E, d.Ne, M, x + d.img, d.in, dz_.data() + d.Ni, d.out, 1.0f, g.extra_fc_w, d.E);
   double* partials = partials_.data();
-  launch_channel_sums(ChannelSumsArgs{M, shape_.image_fc, 1, d.out, dz_.data(), partials, g.image_fc_b}, stream_);
-  launch_channel_sums(ChannelSumsArgs{M, shape_.extra_fc, 1, d.out, dz_.data() + d.Ni, partials, g.extra_fc_b},
-                      stream_);
+  channel_sums(M, shape_.image_fc, 1, d.out, dz_.data(), partials, g.image_fc_b, stream_);
+  channel_sums(M, shape_.extra_fc, 1, d.out, dz_.data() + d.Ni, partials, g.extra_fc_b, stream_);
   // d2 [M, flat] = dz_img [M, Ni] W_img [Ni, flat]: column-major d2ᵀ [flat, M] = W_imgᵀ [flat, Ni] dz_imgᵀ.
   sgemm(blas_, false, false, d.flat, M, d.Ni, p.image_fc_w, d.flat, dz_.data(), d.out, 0.0f, d2_.data(), d.flat);
-  launch_relu_mask(ReluMaskArgs{M * d.flat, f2_.data(), d2_.data(), d2_.data()}, stream_);
-  launch_channel_sums(ChannelSumsArgs{M, shape_.filters, d.P2, d.flat, d2_.data(), partials, g.conv2_b}, stream_);
+  launch(ops::ReluMask{M * d.flat, f2_.data(), d2_.data(), d2_.data()}, stream_);
+  channel_sums(M, shape_.filters, d.P2, d.flat, d2_.data(), partials, g.conv2_b, stream_);
   // cuDNN semantics: BackwardFilter computes dw = alpha dW + beta dw, so beta = 1 ACCUMULATES into
   // d_params across chunks and calls; BackwardData with beta = 0 overwrites d1.
   for (int64_t r0 = 0; r0 < M; r0 += chunk_rows_) {
@@ -388,8 +402,8 @@ void CudnnEncoder::backward(const float* params, const float* x, int64_t M, cons
                                                    work_.data(), work_.size(), &one, w2_desc_, g.conv2_w));
     RL2_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn_, &one, w2_desc_, p.conv2_w, f2_desc_, d2, conv_desc_, bwd_data2_,
                                                  work_.data(), work_.size(), &zero, f1_desc_, d1_.data()));
-    launch_relu_mask(ReluMaskArgs{n * d.f1, f1, d1_.data(), d1_.data()}, stream_);
-    launch_channel_sums(ChannelSumsArgs{n, shape_.filters, d.P1, d.f1, d1_.data(), partials, g.conv1_b}, stream_);
+    launch(ops::ReluMask{n * d.f1, f1, d1_.data(), d1_.data()}, stream_);
+    channel_sums(n, shape_.filters, d.P1, d.f1, d1_.data(), partials, g.conv1_b, stream_);
     RL2_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn_, &one, image_desc_, image_rows(x, r0, n), f1_desc_, d1_.data(),
                                                    conv_desc_, bwd_filter1_, work_.data(), work_.size(), &one,
                                                    w1_desc_, g.conv1_w));

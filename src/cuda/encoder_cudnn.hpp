@@ -2,7 +2,7 @@
 // rollout: the same function and the same flat parameter layout (encoder_layout) as the CPU encoder, so a
 // checkpoint trained on either backend runs on the other.
 //   conv1, conv2   cudnnConvolutionForward (NCHW, cross-correlation as torch, FP32 data and math:
-//                  CUDNN_FMA_MATH, no TF32), bias and ReLU by our kernels (kernels/encoder.cu); backward:
+//                  CUDNN_FMA_MATH, no TF32), bias and ReLU by step ops (kernels/step_ops.cu); backward:
 //                  cudnnConvolutionBackwardFilter (beta = 1: accumulates) for both weights,
 //                  cudnnConvolutionBackwardData for conv2 only (the image's gradient is never needed), bias
 //                  gradients as fixed-order double sums. Deterministic algorithms only (forward
@@ -10,7 +10,7 @@
 //                  else a deterministic FFT/Winograd one), chosen once at construction, so runs are
 //                  reproducible bit for bit.
 //   image_fc,      cuBLAS SGEMMs over all M rows on the flattened conv2 output and on the extra inputs
-//   extra_fc       (the handle's math mode is left as the caller set it; CudaTrainContext: FP32, no TF32).
+//   extra_fc       (the handle's math mode is left as the caller set it; the CUDA backend's: FP32, no TF32).
 // Per-step input rows x [M, shape.in()] = [image (C·H·W, CHW), extra (shape.extra_in)], exactly what
 // encode_input writes (the image is read in place through a strided cuDNN tensor descriptor, or copied
 // to a packed buffer per chunk should cuDNN reject that descriptor); output y [M, shape.out()] =
@@ -98,7 +98,7 @@ class CudnnEncoder {
   DeviceBuffer<float> d2_;            // [max_rows, flat] gradient at f2, then at conv2's pre-activation
   DeviceBuffer<float> d1_;            // [chunk, F, H1, W1] gradient at f1, then at conv1's pre-activation
   DeviceBuffer<float> image_;         // [chunk, C·H·W] the packed image (only when packed_image_)
-  DeviceBuffer<double> partials_;     // [max(F, image_fc, extra_fc), kChannelSumSlices] bias-sum scratch
+  DeviceBuffer<double> partials_;     // [max(F, image_fc, extra_fc), kReduceBlocks] bias-sum scratch
   DeviceBuffer<unsigned char> work_;  // cuDNN workspace, the largest any chosen algorithm asks for
 };
 

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "rl2/core/check.hpp"
-#include "train.cuh"
+#include "step_ops.cuh"
 
 namespace rl2 {
 namespace {
@@ -238,11 +238,11 @@ void CudnnGru::set_batch(int64_t batch) {
 }
 
 void CudnnGru::pack(const float* canonical, float* weight_space) const {
-  launch_scatter(ScatterArgs{canonical_floats(), canonical, index_.data(), weight_space}, stream_);
+  launch(ops::Scatter{canonical_floats(), canonical, index_.data(), weight_space}, stream_);
 }
 
 void CudnnGru::unpack(const float* weight_space, float* canonical) const {
-  launch_gather(GatherArgs{canonical_floats(), weight_space, index_.data(), canonical}, stream_);
+  launch(ops::Gather{canonical_floats(), weight_space, index_.data(), canonical}, stream_);
 }
 
 // cuDNN semantics: hx = an explicit zero buffer (NULL would also mean h_0 = 0), hy and dhx go to a

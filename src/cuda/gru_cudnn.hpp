@@ -22,7 +22,7 @@
 // backward that uses it must follow each other without another forward in between (the reserve space
 // holds the forward's intermediates).
 //
-// Plain C++ (no kernels here; pack/unpack launch kernels/train.cu). All work is queued on `stream`.
+// Plain C++ (no kernels here; pack/unpack launch kernels/step_ops.cu's Scatter and Gather). All work is queued on `stream`.
 #pragma once
 
 #include <cudnn.h>

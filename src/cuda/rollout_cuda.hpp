@@ -9,10 +9,10 @@
 // (src/cuda/encoder_cudnn.hpp) runs on x_t once with the policy's and once with the baseline's encoder
 // parameters, and the input projections read its outputs (two SGEMMs). The maze rollout launches eagerly
 // (no graph: see docs/cuda_rollout.md, "The maze") and needs cuDNN at build time.
-// Every rollout also logs the finished-step mask [T, N] (learner_cpu.cpp's: 1 while the trial had not
+// Every rollout also logs the finished-step mask [T, N] (the CPU rollout's: 1 while the trial had not
 // finished before the step); it is all ones for bandit and MDP trials.
 //
-// Contract with the CPU rollout (src/cpu/learner_cpu.cpp, play): the same Philox counters
+// Contract with the CPU rollout (src/cpu/backend_cpu.cpp, play_trials): the same Philox counters
 // (action at step t of trial first_trial + i: u01(philox_bits(seed, first_trial + i, t, kAction, 0).v[0])
 // -> sample_categorical), the same encode_input, the same environment functions; h = 0 at trial start.
 // Environments and inputs match bit for bit while actions agree; network outputs to float rounding.

@@ -5,7 +5,7 @@
 #include "rl2/core/check.hpp"
 #include "rl2/train/learner.hpp"
 #if defined(RL2_WITH_CUDNN)
-#include "cuda/learner_cuda.hpp"
+#include "cuda/backend_cuda.hpp"
 #endif
 
 namespace rl2 {
@@ -56,17 +56,6 @@ void TrainConfig::validate() const {
   RL2_REQUIRE(trpo.fvp_subsample > 0.0 && trpo.fvp_subsample <= 1.0, "--fvp-subsample must be in (0, 1]");
   RL2_REQUIRE(trpo.cg_iterations >= 1 && trpo.cg_iterations <= 1000, "--cg-iters must be in [1, 1000]");
   RL2_REQUIRE(baseline_epochs >= 0 && baseline_minibatches >= 1, "--baseline-epochs must be 0 or more and --baseline-minibatches at least 1");
-  // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
-  // the maze's encoder adds ~18 KB per step, encoder.hpp).
-  const double tn = static_cast<double>(env.trial_length()) * static_cast<double>(trials_per_iter());
-  const double bytes = 4.0 * tn *
-                       (input_layout().size() + 9 + 4 * env.num_actions() +
-                        4.0 * static_cast<double>(policy_shape().cache_floats_per_step()));
-  const int64_t avail = host_available_bytes();
-  RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
-              "--steps-per-iter " + std::to_string(steps_per_iter) + " with --hidden " + std::to_string(hidden) +
-                  " needs " + format_bytes(bytes) + " of memory per iteration; " +
-                  format_bytes(static_cast<double>(avail)) + " is available");
 }
 
 void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t instances) {

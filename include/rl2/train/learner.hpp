@@ -1,6 +1,6 @@
 // What one RL² training run is (TrainConfig), what an iteration reports (IterationStats), the
-// resumable state (TrainState), and the Learner: the one place where the CPU and CUDA backends differ
-// (a pimpl at the CPU/CUDA boundary). The algorithms inside (GAE, CG, TRPO) are shared templates.
+// resumable state (TrainState), and the Learner interface. There is one Learner, written once over a
+// backend's primitives (src/train/trainer.cpp, include/rl2/train/backend.hpp); devices differ only there.
 #pragma once
 
 #include <cstdint>
@@ -117,7 +117,10 @@ void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t 
 // of the same sizes as `current` (InputError otherwise).
 void check_state_fits(const TrainState& current, const TrainState& s);
 
-std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
+class Backend;
+// The trainer (src/train/trainer.cpp) on `backend`: the one Learner, whatever the device.
+std::unique_ptr<Learner> make_learner(std::unique_ptr<Backend> backend, const TrainConfig& cfg);
+std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);  // validates cfg (host memory included)
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
 
 }  // namespace rl2

@@ -14,33 +14,11 @@
 
 #include "rl2/core/check.hpp"
 #include "rl2/io/safetensors.hpp"
+#include "rl2/train/checkpoint.hpp"
+#include "rl2/train/config_codec.hpp"
 #include "rl2/train/learner.hpp"
 
 namespace rl2 {
-
-nlohmann::json env_to_json(const EnvConfig& cfg);
-EnvConfig env_from_json(const nlohmann::json& j);  // InputError if malformed
-nlohmann::json config_to_json(const TrainConfig& cfg);
-// The resolved config as a CLI11 TOML file: `rl2-cuda train --config FILE` repeats the run.
-std::string config_to_toml(const TrainConfig& cfg);
-TrainConfig config_from_json(const nlohmann::json& j);  // InputError if malformed
-
-// policy.gru.weight_ih_l0 [3H, I] ... policy.head.bias [A], baseline.* with a [1, H] head; for the maze
-// also policy.encoder.conv1.weight [16, 3, 5, 5] ... encoder.extra_fc.bias [32] and baseline.encoder.*.
-std::vector<TensorF32> network_tensors(const TrainConfig& cfg, const TrainState& st);
-// __metadata__ of exports and checkpoints: format rl2-cuda/1, env, input layout, config.
-std::map<std::string, std::string> network_metadata(const TrainConfig& cfg);
-
-void save_checkpoint(const std::string& path, const TrainConfig& cfg, const TrainState& st);
-void export_policy(const std::string& path, const TrainConfig& cfg, const TrainState& st);
-
-struct LoadedRun {
-  TrainConfig cfg;
-  TrainState state;
-  std::string source;  // the file the networks came from
-};
-// From a run directory (its checkpoint) or a checkpoint/export file; InputError when missing or invalid.
-LoadedRun load_run(const std::string& dir_or_file);
 
 struct RunOptions {
   std::string dir;               // run directory (created if missing)

@@ -1,0 +1,158 @@
+// The narrow interface the trainer (src/train/trainer.cpp) runs on: the primitives of one RL² iteration.
+// The trainer holds every piece of training logic (the iteration, advantages, the policy objective of
+// TRPO and PPO, the baseline fit, evaluation); a backend only stores arrays and runs primitives on them:
+//   memory        Buffer<T> in the backend's memory (host on the CPU, device on CUDA), copies
+//   step ops      the per-element bodies of step_ops.hpp (one arithmetic for every backend)
+//   reductions    in double, in an order fixed by the sizes alone (never by the thread count)
+//   networks      forward and backward of one network (network.hpp) over a batch of whole trials, the
+//                 Jacobian-vector product where the backend has one (the CPU; cuDNN has no forward mode)
+//   rollout       N whole trials played by the policy into a [T, N] trajectory view, and evaluation plays
+// Every call is ordered after the ones before it; a call that returns a host value waits for it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "rl2/core/device.hpp"
+#include "rl2/env/env.hpp"
+#include "rl2/policy/network.hpp"
+#include "rl2/train/step_ops.hpp"
+
+namespace rl2 {
+
+class Backend;
+
+// An array of n T in a backend's memory, freed by it. Move-only.
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& be, int64_t n);
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    Buffer(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~Buffer();
+  T* data() const { return p_; }
+  int64_t size() const { return n_; }
+  void swap(Buffer& o) noexcept {
+    std::swap(be_, o.be_);
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+  }
+
+ private:
+  Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  int64_t n_ = 0;
+};
+
+// One network (policy or baseline) over up to max_batch whole trials of T steps. It keeps the activations of
+// its last forward for backward and jvp: those must follow a forward of this object with the same
+// params, x and batch.
+class BackendNet {
+ public:
+  virtual ~BackendNet() = default;
+  // out [T, B, O] = net(params, x [T, B, I]).
+  virtual void forward(const float* params, const float* x, int64_t batch, float* out) = 0;
+  // grad [size] (overwritten) = d/dparams sum(d_out · out) at the last forward.
+  virtual void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) = 0;
+  // d_out [T, B, O] = the directional derivative of out along v at the last forward's point.
+  virtual bool has_jvp() const { return false; }
+  virtual void jvp(const float* params, const float* x, int64_t batch, const float* v, float* d_out);
+};
+
+// One iteration's trajectories [T, N], written by run(). Pointers in the backend's memory.
+class BackendRollout {
+ public:
+  virtual ~BackendRollout() = default;
+  // Plays trials first_trial .. first_trial + N - 1 of `seed` with the host parameter vectors.
+  virtual void run(const float* policy_host, const float* baseline_host, uint64_t seed, uint64_t first_trial) = 0;
+  virtual const float* x() const = 0;          // [T, N, I] the policy's inputs
+  virtual const int32_t* actions() const = 0;  // [T, N]
+  virtual const float* logp() const = 0;       // [T, N] log pi_old(a | history)
+  virtual const float* probs() const = 0;      // [T, N, A] pi_old
+  virtual const float* rewards() const = 0;    // [T, N]
+  virtual const float* mask() const = 0;       // [T, N] or nullptr (trials that never finish early)
+  virtual const double* totals() const = 0;    // [N] each trial's total reward, summed over t in order
+  // [T, N] the baseline's raw output, when the rollout computed it alongside (nullptr: the trainer runs it)
+  virtual const float* values() const { return nullptr; }
+};
+
+// What an evaluation play returns for n trials, in host memory, time-major [T, n]: the action, reward and
+// done of every step. Steps after a trial finished pay reward 0 and count nowhere (TrialTracker).
+struct PlayedTrials {
+  std::vector<int32_t> actions;
+  std::vector<float> rewards;
+  std::vector<uint8_t> dones;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // ---- memory (bytes; copies are complete when they return) ----
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* p) noexcept = 0;
+  virtual void upload(void* dst, const void* host, size_t bytes) = 0;
+  virtual void download(void* host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within the backend's memory
+  template <class T>
+  void upload(T* dst, const std::vector<T>& host) {
+    upload(static_cast<void*>(dst), host.data(), host.size() * sizeof(T));
+  }
+  template <class T>
+  std::vector<T> download(const T* src, int64_t n) {
+    std::vector<T> out(static_cast<size_t>(n));
+    download(static_cast<void*>(out.data()), src, out.size() * sizeof(T));
+    return out;
+  }
+
+  // ---- step ops: runs op(k) for k in [0, op.count()) ----
+#define RL2_BACKEND_RUN(Op) virtual void run(const ops::Op& op) = 0;
+  RL2_STEP_OPS(RL2_BACKEND_RUN)
+#undef RL2_BACKEND_RUN
+
+  // ---- reductions (double; mask [T, N] or nullptr; the CPU's order: core/chunks.hpp) ----
+  // Σ over the active steps of a [T, N] array.
+  virtual double step_sum(int64_t T, int64_t N, const double* x, const float* mask = nullptr) = 0;
+  virtual double step_sum(int64_t T, int64_t N, const float* x, const float* mask = nullptr) = 0;
+  // The mean over the `active` active steps, then the mean squared deviation from it.
+  virtual std::pair<double, double> mean_var(int64_t T, int64_t N, const float* x, const float* mask, double active) = 0;
+  virtual std::pair<double, double> mean_var(int64_t T, int64_t N, const double* x, const float* mask, double active) = 0;
+  virtual double trial_sum(int64_t N, int64_t T, const double* per_trial) = 0;  // Σ of N per-trial values
+  virtual double max(int64_t n, const double* x) = 0;  // -inf when n = 0; NaN when any element is NaN
+  virtual double dot(int64_t n, const float* a, const float* b) = 0;  // in index order on the CPU
+  virtual bool all_finite(int64_t n, const float* x) = 0;
+  // max |a - b| over the elements i with mask[i / width] != 0 (mask nullptr: all); NaN when any is NaN.
+  virtual double max_abs_diff(int64_t n, const float* a, const float* b, const float* mask, int64_t width) = 0;
+
+  // ---- networks and plays ----
+  virtual std::unique_ptr<BackendNet> make_net(const NetShape& shape, int64_t T, int64_t max_batch) = 0;
+  virtual std::unique_ptr<BackendRollout> make_rollout(const EnvConfig& env, const NetShape& policy,
+                                                       const NetShape& baseline, int64_t trials) = 0;
+  // Plays trials first_trial .. first_trial + n - 1 of `env` under the host policy parameters (evaluation).
+  virtual PlayedTrials play(const EnvConfig& env, const NetShape& policy, const float* policy_host, int64_t n,
+                            uint64_t seed, uint64_t first_trial) = 0;
+  // The most evaluation trials one play() should hold (memory), for a trial of T steps.
+  virtual int64_t play_chunk(int64_t T) const = 0;
+};
+
+template <class T>
+Buffer<T>::Buffer(Backend& be, int64_t n)
+    : be_(&be), p_(static_cast<T*>(be.allocate(static_cast<size_t>(n) * sizeof(T)))), n_(n) {}
+template <class T>
+Buffer<T>::~Buffer() {
+  if (be_ != nullptr && p_ != nullptr) be_->release(p_);
+}
+
+std::unique_ptr<Backend> make_cpu_backend();
+#if defined(RL2_WITH_CUDNN)
+std::unique_ptr<Backend> make_cuda_backend();  // needs a usable GPU (InputError otherwise)
+#endif
+
+}  // namespace rl2
