@@ -1,5 +1,6 @@
 // The step ops' generic kernel and the two-stage reductions (step_ops.cuh). Built with -fmad=false and IEEE
-// division like every rl2_cuda kernel, so an op's double arithmetic rounds as the CPU backend's does.
+// division and sqrt like every rl2_cuda kernel, so an op rounds as the CPU backend's does: the environments'
+// steps and views match the CPU bit for bit (tests/gpu_env_parity.cpp), as do the training ops' double sums.
 #include <cmath>
 
 #include "launch.cuh"
@@ -96,6 +97,7 @@ __global__ void reduce_stage2_kernel(const ReduceArgs a, int count) {
     RL2_CUDA_CHECK(cudaGetLastError());                            \
   }
 RL2_STEP_OPS(RL2_DEFINE_LAUNCH)
+RL2_ROLLOUT_OPS(RL2_DEFINE_LAUNCH)
 #undef RL2_DEFINE_LAUNCH
 
 void launch_reduce(const ReduceArgs& a, cudaStream_t stream) {

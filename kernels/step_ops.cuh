@@ -1,5 +1,6 @@
-// Launchers of the step ops (include/rl2/train/step_ops.hpp) and of the reductions on a stream: the whole
-// of the CUDA backend's custom arithmetic besides the rollout's fused kernels. Plain C++ (compiles with g++).
+// Launchers of the step ops (include/rl2/train/step_ops.hpp, env/env_ops.hpp, policy/rollout_ops.hpp) and of
+// the reductions on a stream: the whole of the CUDA backend's custom arithmetic besides the rollout's head
+// kernel (kernels/rollout_heads.cu). Plain C++ (compiles with g++).
 //   step ops     one generic grid-stride kernel per op type; the body is the op's RL2_HD operator(), which
 //                the CPU backend runs too
 //   reductions   two stages: <= kReduceBlocks blocks x 256 threads per group, grid-stride, double
@@ -11,12 +12,14 @@
 
 #include <cstdint>
 
+#include "rl2/policy/rollout_ops.hpp"
 #include "rl2/train/step_ops.hpp"
 
 namespace rl2 {
 
 #define RL2_DECLARE_LAUNCH(Op) void launch(const ops::Op& op, cudaStream_t stream);
 RL2_STEP_OPS(RL2_DECLARE_LAUNCH)
+RL2_ROLLOUT_OPS(RL2_DECLARE_LAUNCH)
 #undef RL2_DECLARE_LAUNCH
 
 constexpr int kReduceBlocks = 1024;  // partials per group (doubles)

@@ -50,7 +50,7 @@ using test::to_buffer;
 using VecF = std::vector<float>;
 using VecD = std::vector<double>;
 
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 // ---- test data ----------------------------------------------------------------------------------------------
 VecF uniform(int64_t n, uint64_t seed, float scale = 1.0f) { return test::random_vec(static_cast<size_t>(n), seed, scale); }
 VecD doubles(int64_t n, uint64_t seed) {  // full 53-bit mantissas
@@ -196,7 +196,7 @@ class GpuBackendParity : public test::CudnnTest {};
 
 // ---- every step op -----------------------------------------------------------------------------------------------
 TEST_F(GpuBackendParity, EveryStepOpMatchesTheCpuBackend) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   using Run = std::function<void(int64_t n, uint64_t seed)>;
   // Shapes from n: per-element ops take n items; per-trial ops N = n trials of T steps; minibatch ops n of
   // N = n + 2 trials; softmax ops A = 2 + n % 6 actions (3, 3, 5, 7).
@@ -365,7 +365,7 @@ TEST_F(GpuBackendParity, EveryStepOpMatchesTheCpuBackend) {
 
 // ---- the reductions ----------------------------------------------------------------------------------------------
 TEST_F(GpuBackendParity, ReductionsMatchTheCpuBackend) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
   // Same value, or both NaN.
   auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
@@ -456,7 +456,7 @@ TEST_F(GpuBackendParity, ReductionsMatchTheCpuBackend) {
 // ---- the column sums of a net's backward: the head bias's gradient ------------------------------------------------
 // d/d head_b of sum(d_out · out) = the column sums of d_out [T N, O] (CudaNet::backward's grouped reduction).
 TEST_F(GpuBackendParity, NetBackwardHeadBiasIsTheColumnSums) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {7, 1}, {5, 13}, {17, 241}, {3, 100003}};
   uint64_t seed = 9000;
   for (const int32_t O : {1, 5}) {

@@ -31,9 +31,9 @@
 #include "rl2/env/maze.hpp"
 #include "rl2/policy/encoder.hpp"
 #include "rl2/policy/policy.hpp"
-#if defined(RL2_WITH_CUDNN)
-#include "cuda/cuda_check.hpp"
-#include "cuda/cudnn_check.hpp"
+#if defined(RL2_WITH_CUDA)
+#include "cuda_check.hpp"
+#include "cudnn_check.hpp"
 #include "cuda/encoder_cudnn.hpp"
 #endif
 
@@ -47,7 +47,7 @@ using test::VecF;
 
 class GpuEncoder : public test::CudnnTest {};
 
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 constexpr EncoderShape kMaze{};                                // 3×30×40, 16 filters 5×5 stride 2, 256 + 32
 constexpr EncoderShape kAwkward{2, 11, 13, 3, 3, 2, 7, 4, 5};  // f1 3×5×6, f2 3×2×2
 
@@ -213,7 +213,7 @@ void expect_backward(const EncoderShape& s, const VecF& g, const VecF& start, co
 // ---- forward and backward against float64, M = 1, 7, 300 ------------------------------------------------
 // One encoder per shape (max_rows 300) serves every M, so its descriptors change size between calls.
 TEST_F(GpuEncoder, ForwardAndBackwardMatchFloat64Reference) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   Gpu g;
   uint64_t seed = 500;
   for (const EncoderShape& s : {kMaze, kAwkward}) {
@@ -256,7 +256,7 @@ TEST_F(GpuEncoder, ForwardAndBackwardMatchFloat64Reference) {
 // so the GPU's numbers equal the float64 reference's exactly, and so does any split into smaller calls
 // (checked on the CPU: encoder_*_ref<float> and the OpenBLAS fast path, two other orders, are exact too).
 TEST_F(GpuEncoder, ChunkedRowsMatchExactlyOnDyadicData) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   constexpr int64_t kChunk = 32768;
   const EncoderShape s{1, 3, 3, 1, 2, 1, 1, 1, 1};
   const int64_t M = 2 * kChunk + 5;
@@ -301,7 +301,7 @@ TEST_F(GpuEncoder, ChunkedRowsMatchExactlyOnDyadicData) {
 // Deterministic algorithms only (no atomics in cuDNN's backward, fixed-order bias sums): two backward runs
 // after one forward, and a second encoder on the same data, give the same bits.
 TEST_F(GpuEncoder, BackwardIsBitwiseDeterministic) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const EncoderShape s = kMaze;
   const int64_t M = 300;
   const VecF p = init_params(s, 901), x = maze_rows(M, 902);
@@ -328,7 +328,7 @@ TEST_F(GpuEncoder, BackwardIsBitwiseDeterministic) {
 // ---- contract checks ---------------------------------------------------------------------------------------
 // backward needs the last forward's rows; M above max_rows is refused; M = 0 does nothing.
 TEST_F(GpuEncoder, RejectsRowsOutsideTheContract) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const EncoderShape s = kAwkward;
   const VecF p = init_params(s, 950), x = random_vec(static_cast<size_t>(9 * s.in()), 951);
   const VecF d_y = random_vec(static_cast<size_t>(9 * s.out()), 952);
@@ -348,7 +348,7 @@ TEST_F(GpuEncoder, RejectsRowsOutsideTheContract) {
 // bytes() is positive, grows with the rows, and counts at least the activations kept for backward
 // (f1, f2 and y of every row).
 TEST(GpuEncoderBytes, GrowsWithRowsAndCoversTheActivations) {
-#if !defined(RL2_WITH_CUDNN)
+#if !defined(RL2_WITH_CUDA)
   GTEST_SKIP() << test::cudnn_skip_reason();
 #else
   for (const EncoderShape& s : {kMaze, kAwkward}) {

@@ -46,9 +46,9 @@
 #include "rl2/policy/policy.hpp"
 #include "rl2/policy/softmax.hpp"
 #include "rl2/train/learner.hpp"
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 #include "cuda/backend_cuda.hpp"
-#include "cuda/cuda_check.hpp"
+#include "cuda_check.hpp"
 #include "cuda/gru_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
 #include "rl2/algo/gae.hpp"
@@ -64,7 +64,7 @@ using test::to_host;
 using test::rel_err;
 using test::to_buffer;
 
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 // ---- one synthetic batch, shared by the CPU and the GPU objectives ------------------------------------------
 // Random inputs in (-1, 1), pi_old from the CPU forward at the parameters, actions drawn from pi_old,
 // random advantages. head_scale 1: the policy is far from uniform.
@@ -208,7 +208,7 @@ class GpuLearner : public test::CudnnTest {};
 class GpuNetParity : public test::CudnnTestWithParam<std::tuple<int32_t, int32_t, int32_t, int64_t, int64_t>> {};
 
 TEST_P(GpuNetParity, ForwardBackwardAndWeightSpaceRoundTrip) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const auto [I, H, O, T, N] = GetParam();
   const GruShape shape{I, H, O};
   const Batch b(shape, T, N, 31);
@@ -290,7 +290,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuNetParity,
 
 // ---- 2: surrogate value and gradient; the line search's surrogate and KL ----------------------------------
 TEST_F(GpuLearner, SurrogateAndGradientMatchCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   for (double beta : {0.0, 0.01}) {
     const Batch b(GruShape{7, 32, 5}, 10, 21, 5, beta);
     CpuSide c(b);
@@ -324,7 +324,7 @@ TEST_F(GpuLearner, SurrogateAndGradientMatchCpu) {
 
 // ---- 3: the Fisher-vector product ---------------------------------------------------------------------------
 TEST_F(GpuLearner, FiniteDifferenceFisherProductMatchesCpuExactProduct) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   for (int32_t H : {16, 256}) {
     const Batch b(GruShape{7, H, 5}, 10, 33, 9);
     CpuSide c(b);
@@ -357,7 +357,7 @@ TEST_F(GpuLearner, FiniteDifferenceFisherProductMatchesCpuExactProduct) {
 
 // ---- 4: one TRPO step -------------------------------------------------------------------------------------
 TEST_F(GpuLearner, TrpoStepMatchesCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   for (double max_kl : {0.01, 1e-4}) {
     const Batch b(GruShape{7, 32, 5}, 10, 40, 13, 0.01);
     CpuSide c(b);
@@ -386,7 +386,7 @@ TEST_F(GpuLearner, TrpoStepMatchesCpu) {
 
 // ---- 5: one PPO update --------------------------------------------------------------------------------------
 TEST_F(GpuLearner, PpoUpdateMatchesCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const Batch b(GruShape{7, 32, 5}, 10, 23, 17, 0.01);
   CpuSide c(b);
   GpuSide g(b);
@@ -416,7 +416,7 @@ TEST_F(GpuLearner, PpoUpdateMatchesCpu) {
 
 // ---- 6: values, GAE and standardisation ------------------------------------------------------------------
 TEST_F(GpuLearner, AdvantageKernelsMatchCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   for (const auto& [T, N] : std::initializer_list<std::pair<int64_t, int64_t>>{{10, 1}, {100, 7}, {12, 1000}}) {
     const std::vector<float> rewards = test::random_vec(static_cast<size_t>(T * N), 3, 2.0f);
     const std::vector<float> raw = test::random_vec(static_cast<size_t>(T * N), 4, 1.5f);
@@ -462,7 +462,7 @@ TEST_F(GpuLearner, AdvantageKernelsMatchCpu) {
 #endif
 }
 
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 TrainConfig small_mdp(const std::string& algo) {
   TrainConfig c;
   c.env.kind = EnvKind::kMdp;
@@ -521,7 +521,7 @@ void expect_env_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t first
 class GpuLearnerIterations : public test::CudnnTestWithParam<std::string> {};
 
 TEST_P(GpuLearnerIterations, TwoIterationsMatchTheCpuLearner) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = small_mdp(GetParam());
   auto cpu = make_cpu_learner(cfg);
   auto gpu = make_learner(Device::kCuda, cfg);
@@ -583,7 +583,7 @@ INSTANTIATE_TEST_SUITE_P(Algos, GpuLearnerIterations, ::testing::Values("trpo", 
 
 // The same seed gives the same numbers; a resumed run repeats an uninterrupted one (DESIGN.md section 7).
 TEST_F(GpuLearner, SameSeedSameNumbersAndResumeRepeats) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = small_mdp("trpo");
   auto a = make_learner(Device::kCuda, cfg);
   auto b = make_learner(Device::kCuda, cfg);
@@ -605,7 +605,7 @@ TEST_F(GpuLearner, SameSeedSameNumbersAndResumeRepeats) {
 
 // evaluate(): the same trials as the CPU learner, on an environment with more episodes than training's.
 TEST_F(GpuLearner, EvaluateMatchesCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   for (const char* kind : {"bandit", "mdp"}) {
     TrainConfig cfg = small_mdp("trpo");
     if (std::string(kind) == "bandit") {
@@ -642,7 +642,7 @@ TEST_F(GpuLearner, EvaluateMatchesCpu) {
 
 // ---- 8: memory ---------------------------------------------------------------------------------------------
 TEST_F(GpuLearner, AbsurdStepsPerIterIsAnInputErrorSayingWhatFits) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   TrainConfig cfg;
   cfg.env.kind = EnvKind::kBandit;
   cfg.hidden = 256;
@@ -668,7 +668,7 @@ TEST_F(GpuLearner, AbsurdStepsPerIterIsAnInputErrorSayingWhatFits) {
 // With the GPU's memory taken, an evaluation that needs more is an exception, not a crash, and the learner
 // keeps working once memory is back.
 TEST_F(GpuLearner, OutOfMemoryIsAnExceptionAndTheLearnerSurvives) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = small_mdp("trpo");
   auto l = make_learner(Device::kCuda, cfg);
   const IterationStats first = l->iterate();

@@ -47,7 +47,7 @@
 #include "rl2/policy/softmax.hpp"
 #include "rl2/train/learner.hpp"
 #include "rl2/train/maze_eval.hpp"
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 #include "cuda/backend_cuda.hpp"
 #include "cuda/encoder_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
@@ -78,7 +78,7 @@ TrainConfig tiny_maze(const std::string& algo = "trpo") {
   return c;
 }
 
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 std::vector<float> minus(const std::vector<float>& a, const std::vector<float>& b) {
   std::vector<float> d(a.size());
   for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
@@ -168,7 +168,7 @@ Counts check_maze_rollout(const EnvConfig& env, const MazeNets& nets, const Roll
       for (int32_t a = 0; a < A; ++a)
         EXPECT_NEAR(g.probs[k * A + a], p[a], 1e-4) << "probs at step " << t << " trial " << i << " action " << a;
       EXPECT_NEAR(g.values[k], value[i], 1e-4 + 1e-4 * std::abs(value[i])) << "value at step " << t << " trial " << i;
-      const float live = done_eps[i] < E ? 1.0f : 0.0f;  // learner_cpu.cpp's mask
+      const float live = done_eps[i] < E ? 1.0f : 0.0f;  // the CPU rollout's mask (play_trials)
       EXPECT_EQ(g.mask[k], live) << "mask at step " << t << " trial " << i;
       c.inactive += live == 0.0f;
       if (::testing::Test::HasFailure()) return c;
@@ -207,7 +207,7 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
 class GpuMazeRollout : public test::CudnnTestWithParam<std::tuple<int32_t, int32_t, int32_t, int32_t, int64_t>> {};
 
 TEST_P(GpuMazeRollout, MatchesCpuLoopWithNetStep) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const auto [size, episodes, horizon, mazes, trials] = GetParam();
   EnvConfig env;
   env.kind = EnvKind::kMaze;
@@ -254,7 +254,7 @@ INSTANTIATE_TEST_SUITE_P(Sizes, GpuMazeRollout,
 
 // ---- b: the network with the encoder -------------------------------------------------------------------------
 TEST_F(GpuMaze, NetForwardBackwardMatchCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   TrainConfig cfg = tiny_maze();
   cfg.hidden = 32;
   const int64_t T = 6, Nmax = 5;
@@ -311,7 +311,7 @@ TEST_F(GpuMaze, NetForwardBackwardMatchCpu) {
 }
 
 // ---- c: one learner iteration with finished trials ------------------------------------------------------------
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 // The rollout a CUDA learner ran in an iteration (the CUDA backend's make_rollout is a CudaRollout of the
 // config's networks with default options): the same networks run from the learner's state before it.
 RolloutHost learner_rollout(const TrainConfig& cfg, const TrainState& before, uint64_t first_trial) {
@@ -362,7 +362,7 @@ int64_t expect_maze_data_bitwise(const EnvConfig& env, uint64_t seed, uint64_t f
 class GpuMazeIteration : public test::CudnnTestWithParam<std::string> {};
 
 TEST_P(GpuMazeIteration, OneIterationMatchesTheCpuLearner) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = tiny_maze(GetParam());
   auto cpu = make_cpu_learner(cfg);
   auto gpu = make_learner(Device::kCuda, cfg);
@@ -430,7 +430,7 @@ INSTANTIATE_TEST_SUITE_P(Algos, GpuMazeIteration, ::testing::Values("trpo", "ppo
 
 // ---- d: evaluation ------------------------------------------------------------------------------------------
 TEST_F(GpuMaze, EvaluateMatchesCpu) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = tiny_maze();
   auto cpu = make_cpu_learner(cfg);
   auto gpu = make_learner(Device::kCuda, cfg);
@@ -466,7 +466,7 @@ TEST_F(GpuMaze, EvaluateMatchesCpu) {
 
 // ---- memory and validation ------------------------------------------------------------------------------------
 TEST_F(GpuMaze, AbsurdStepsPerIterIsAnInputErrorNamingTheEncoder) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   TrainConfig cfg = tiny_maze();
   cfg.steps_per_iter = int64_t{1} << 36;
   try {
@@ -485,7 +485,7 @@ TEST_F(GpuMaze, AbsurdStepsPerIterIsAnInputErrorNamingTheEncoder) {
 // No GPU needed: the estimates count the maze's inputs, mask and encoder; the rollout accepts the maze's
 // networks and refuses the wrong ones; the CUDA learner takes the maze as far as the GPU check.
 TEST(GpuMazeValidation, EstimatesShapesAndTheNoGpuPath) {
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
   const TrainConfig cfg = tiny_maze();
   const NetShape ps = cfg.policy_shape(), bs = cfg.baseline_shape();
   const int64_t T = cfg.env.trial_length();

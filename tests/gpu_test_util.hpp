@@ -11,10 +11,10 @@
 
 namespace rl2::test {
 
-// "" when a usable GPU is present and the build has cuDNN; else the reason, printed with the skip.
+// "" when a usable GPU is present and the build has the CUDA backend; else the reason, printed with the skip.
 inline std::string cudnn_skip_reason() {
-#if !defined(RL2_WITH_CUDNN)
-  return "built without cuDNN (no CUDA or no cuDNN at build time): the CUDA learner and encoder are not built";
+#if !defined(RL2_WITH_CUDA)
+  return "built without the CUDA backend (no nvcc or no cuDNN at build time)";
 #else
   return cuda_probe().usable ? std::string() : "no GPU: " + cuda_probe().reason;
 #endif

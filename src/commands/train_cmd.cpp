@@ -25,23 +25,14 @@ namespace rl2 {
 // training on the CPU (a default run must not depend on code that has never run); --device cuda uses it.
 constexpr bool kCudaLearnerVerified = false;
 
-// The device training runs on. auto picks the GPU when a GPU is usable and the CUDA learner is built
-// (cuDNN found) and verified; otherwise the CPU, and the note says why in one line.
+// The device training runs on. auto picks the GPU when a GPU is usable and the CUDA learner is verified;
+// otherwise the CPU, and the note says why in one line.
 Device train_device(const GlobalFlags& g, std::string* note) {
   const Device d = resolve_device(g.device, note);
-  if (d != Device::kCuda || g.device != "auto") return d;
-  const std::string unused = "; the GPU " + cuda_probe().name + " is not used)";
-#if defined(RL2_WITH_CUDNN)
-  if (!kCudaLearnerVerified) {
-    *note = "device: cpu, chosen by --device auto (the CUDA learner has not been verified on a GPU yet: "
-            "--device cuda uses it" + unused;
-    return Device::kCpu;
-  }
-  return d;
-#else
-  *note = "device: cpu, chosen by --device auto (this build's CUDA backend has no cuDNN, so it cannot train" + unused;
+  if (d != Device::kCuda || g.device != "auto" || kCudaLearnerVerified) return d;
+  *note = "device: cpu, chosen by --device auto (the CUDA learner has not been verified on a GPU yet: "
+          "--device cuda uses it; the GPU " + cuda_probe().name + " is not used)";
   return Device::kCpu;
-#endif
 }
 
 namespace {

@@ -28,9 +28,9 @@ constexpr int64_t kParallelItems = 4096;
 constexpr int64_t kParallelTrials = 256;
 
 template <class Op>
-void run_op(const Op& op) {
+void run_op(const Op& op, int64_t min_parallel = kParallelItems) {
   const int64_t n = op.count();
-#pragma omp parallel for schedule(static) if (n >= kParallelItems)
+#pragma omp parallel for schedule(static) if (n >= min_parallel)
   for (int64_t k = 0; k < n; ++k) op(k);
 }
 
@@ -175,8 +175,8 @@ std::vector<double> play_trials(EnvBatch& env, const NetShape& shape, const floa
 
 class CpuRollout final : public BackendRollout {
  public:
-  CpuRollout(const EnvConfig& env, const NetShape& policy, int64_t N)
-      : shape_(policy), env_(make_cpu_env_batch(env, N)) {
+  CpuRollout(Backend& be, const EnvConfig& env, const NetShape& policy, int64_t N)
+      : shape_(policy), env_(make_env_batch(be, env, N)) {
     const size_t tn = static_cast<size_t>(env.trial_length() * N);
     x_.resize(tn * static_cast<size_t>(policy.input()));
     actions_.resize(tn);
@@ -228,6 +228,12 @@ class CpuBackend final : public Backend {
   void run(const ops::Op& op) override { run_op(op); }
   RL2_STEP_OPS(RL2_CPU_RUN)
 #undef RL2_CPU_RUN
+  // An environment's step is heavy (the maze renders its view): every batch is spread over the threads.
+#define RL2_CPU_RUN_TRIALS(Op) \
+  void run(const ops::Op& op) override { run_op(op, 2); }
+  RL2_ROLLOUT_OPS(RL2_CPU_RUN_TRIALS)
+#undef RL2_CPU_RUN_TRIALS
+  void synchronize() override {}
 
   double step_sum(int64_t T, int64_t N, const double* x, const float* mask) override {
     return masked_step_sum(T, N, x, mask);
@@ -278,11 +284,11 @@ class CpuBackend final : public Backend {
   }
   std::unique_ptr<BackendRollout> make_rollout(const EnvConfig& env, const NetShape& policy, const NetShape&,
                                                int64_t trials) override {
-    return std::make_unique<CpuRollout>(env, policy, trials);
+    return std::make_unique<CpuRollout>(*this, env, policy, trials);
   }
   PlayedTrials play(const EnvConfig& env, const NetShape& policy, const float* policy_host, int64_t n, uint64_t seed,
                     uint64_t first_trial) override {
-    auto batch = make_env_batch(Device::kCpu, env, n);
+    auto batch = make_env_batch(*this, env, n);
     PlayedTrials out;
     play_trials(*batch, policy, policy_host, seed, first_trial, nullptr, &out);
     return out;
@@ -293,21 +299,5 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
-
-std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg) {
-  cfg.validate();
-  // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
-  // the maze's encoder adds ~18 KB per step, encoder.hpp).
-  const double tn = static_cast<double>(cfg.env.trial_length()) * static_cast<double>(cfg.trials_per_iter());
-  const double bytes = 4.0 * tn *
-                       (cfg.input_layout().size() + 9 + 4 * cfg.env.num_actions() +
-                        4.0 * static_cast<double>(cfg.policy_shape().cache_floats_per_step()));
-  const int64_t avail = host_available_bytes();
-  RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
-              "--steps-per-iter " + std::to_string(cfg.steps_per_iter) + " with --hidden " + std::to_string(cfg.hidden) +
-                  " needs " + format_bytes(bytes) + " of memory per iteration; " +
-                  format_bytes(static_cast<double>(avail)) + " is available");
-  return make_learner(make_cpu_backend(), cfg);
-}
 
 }  // namespace rl2

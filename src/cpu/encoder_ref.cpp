@@ -1,7 +1,7 @@
-// Reference maze encoder (include/rl2/policy/encoder.hpp): parameter layout, initialisation, and obvious
-// loop versions of forward, backward and forward-mode JVP, in float and double. Serial: one step after
-// another, direct convolution loops in torch's index order. The fast path (encoder_cpu.cpp) is checked
-// against these, and these against finite differences in float64 (tests/test_encoder.cpp).
+// Reference maze encoder (include/rl2/policy/encoder.hpp): obvious loop versions of forward, backward and
+// forward-mode JVP, in float and double. Serial: one step after another, direct convolution loops in
+// torch's index order. The fast path (encoder_cpu.cpp) is checked against these, and these against finite
+// differences in float64 (tests/test_encoder.cpp).
 //
 // Per layer z = W u + b, o = relu(z) (conv or FC), with mask m = [o > 0] (relu'(0) = 0):
 //   backward: dz = m ⊙ do,  dW += dz ⊗ u,  db += Σ dz,  du = Wᵀ dz (skipped for the image)
@@ -15,42 +15,6 @@
 
 namespace rl2 {
 
-EncoderLayout encoder_layout(const EncoderShape& s) {
-  RL2_CHECK(s.channels > 0 && s.height > 0 && s.width > 0 && s.filters > 0 && s.kernel > 0 && s.stride > 0 &&
-                s.image_fc > 0 && s.extra_in > 0 && s.extra_fc > 0,
-            "encoder sizes must be positive");
-  RL2_CHECK(s.height >= s.kernel && s.width >= s.kernel && s.h1() >= s.kernel && s.w1() >= s.kernel,
-            "encoder: the image is too small for two convolutions");
-  const int64_t F = s.filters, KK = int64_t{s.kernel} * s.kernel;
-  EncoderLayout l{};
-  l.conv1_w = 0;
-  l.conv1_b = l.conv1_w + F * s.channels * KK;
-  l.conv2_w = l.conv1_b + F;
-  l.conv2_b = l.conv2_w + F * F * KK;
-  l.image_fc_w = l.conv2_b + F;
-  l.image_fc_b = l.image_fc_w + s.image_fc * s.flat();
-  l.extra_fc_w = l.image_fc_b + s.image_fc;
-  l.extra_fc_b = l.extra_fc_w + int64_t{s.extra_fc} * s.extra_in;
-  l.total = l.extra_fc_b + s.extra_fc;
-  return l;
-}
-
-void encoder_init(const EncoderShape& s, uint64_t seed, uint32_t which, float* params) {
-  const EncoderLayout l = encoder_layout(s);
-  RL2_CHECK(which < 8, "encoder_init: `which` must be below 8");
-  RL2_CHECK(l.total <= int64_t{4} * kMaxBlocks, "encoder_init: more parameters than one random stream holds");
-  RandomStream rs(seed, 0, 1, static_cast<Purpose>(static_cast<uint32_t>(Purpose::kInit) + 8 + which));
-  const int64_t KK = int64_t{s.kernel} * s.kernel;
-  // [begin, end) of each tensor and its fan-in, in layout order.
-  const struct {
-    int64_t begin, end, fan_in;
-  } tensors[] = {{l.conv1_w, l.conv2_w, s.channels * KK},  {l.conv2_w, l.image_fc_w, s.filters * KK},
-                 {l.image_fc_w, l.extra_fc_w, s.flat()}, {l.extra_fc_w, l.total, s.extra_in}};
-  for (const auto& t : tensors) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(t.fan_in));
-    for (int64_t i = t.begin; i < t.end; ++i) params[i] = static_cast<float>(bound * uniform_signed(rs.next_u32()));
-  }
-}
 
 namespace {
 

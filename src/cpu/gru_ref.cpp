@@ -1,5 +1,5 @@
-// Reference GRU (include/rl2/policy/gru.hpp): parameter layout, initialisation, and obvious loop versions
-// of forward, back-propagation through time, forward-mode JVP and one step, in float and double.
+// Reference GRU (include/rl2/policy/gru.hpp): obvious loop versions of forward, back-propagation through
+// time, forward-mode JVP and one step, in float and double.
 // Serial: one trial after another, gate rows r, z, n as torch.nn.GRU. These are what the fast path
 // (gru_cpu.cpp) and the CUDA kernels are checked against; they are themselves checked against finite
 // differences in float64 (tests/test_gru.cpp).
@@ -19,32 +19,6 @@
 
 namespace rl2 {
 
-GruLayout gru_layout(const GruShape& s) {
-  RL2_CHECK(s.input > 0 && s.hidden > 0 && s.out > 0, "GRU sizes must be positive");
-  const int64_t g = 3 * int64_t{s.hidden};
-  GruLayout l{};
-  l.weight_ih = 0;
-  l.weight_hh = l.weight_ih + g * s.input;
-  l.bias_ih = l.weight_hh + g * s.hidden;
-  l.bias_hh = l.bias_ih + g;
-  l.head_w = l.bias_hh + g;
-  l.head_b = l.head_w + int64_t{s.out} * s.hidden;
-  l.total = l.head_b + s.out;
-  return l;
-}
-
-void gru_init(const GruShape& shape, uint64_t seed, uint32_t which, float head_scale, float* params) {
-  const GruLayout l = gru_layout(shape);
-  RL2_CHECK(which < 240, "gru_init: `which` must leave the purpose below 256");
-  RL2_CHECK(l.total <= int64_t{4} * kMaxBlocks, "gru_init: more parameters than one random stream holds");
-  RandomStream rs(seed, 0, 0, static_cast<Purpose>(16 + which));
-  const double bound = 1.0 / std::sqrt(static_cast<double>(shape.hidden));
-  for (int64_t i = 0; i < l.head_w; ++i) params[i] = static_cast<float>(bound * uniform_signed(rs.next_u32()));
-  for (int64_t i = l.head_w; i < l.head_b; ++i) {
-    params[i] = static_cast<float>(head_scale * bound * uniform_signed(rs.next_u32()));
-  }
-  for (int64_t i = l.head_b; i < l.total; ++i) params[i] = 0.0f;
-}
 
 namespace {
 

@@ -5,21 +5,6 @@
 
 namespace rl2 {
 
-int64_t NetShape::cache_floats_per_step() const {
-  int64_t n = 5 * int64_t{gru.hidden};  // h, r, z, n, hn
-  if (encoder) {
-    const int64_t f1 = int64_t{enc.filters} * enc.h1() * enc.w1();
-    n += f1 + enc.flat() + enc.out()      // the encoder's cache
-         + 2 * int64_t{enc.out()}         // y, dy
-         + enc.out() + enc.flat() + 1;    // the encoder's backward scratch
-  }
-  return n;
-}
-
-void net_init(const NetShape& s, uint64_t seed, uint32_t which, float head_scale, float* params) {
-  gru_init(s.gru, seed, which, head_scale, params);
-  if (s.encoder) encoder_init(s.enc, seed, which, params + s.gru_size());
-}
 
 void net_forward(const NetShape& s, const float* params, const float* x, int64_t T, int64_t B, NetCache& c,
                  float* out) {

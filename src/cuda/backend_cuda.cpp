@@ -25,24 +25,6 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-// Owners of the stream and the library handles: each is destroyed by its own deleter, in reverse order of
-// the members that hold them.
-struct StreamDeleter {
-  void operator()(cudaStream_t s) const {
-    cudaStreamSynchronize(s);
-    cudaStreamDestroy(s);
-  }
-};
-struct BlasDeleter {
-  void operator()(cublasHandle_t h) const { cublasDestroy(h); }
-};
-struct DnnDeleter {
-  void operator()(cudnnHandle_t h) const { cudnnDestroy(h); }
-};
-using Stream = std::unique_ptr<std::remove_pointer_t<cudaStream_t>, StreamDeleter>;
-using Blas = std::unique_ptr<std::remove_pointer_t<cublasHandle_t>, BlasDeleter>;
-using Dnn = std::unique_ptr<std::remove_pointer_t<cudnnHandle_t>, DnnDeleter>;
-
 // The maze's conv encoder in front of the GRU, and its output y (the GRU's input), for max_rows rows.
 struct EncoderStage {
   EncoderStage(cudnnHandle_t dnn, cublasHandle_t blas, cudaStream_t s, const EncoderShape& shape, int64_t max_rows)
@@ -87,7 +69,8 @@ class CudaNet final : public BackendNet {
     RL2_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, H, O, m, &one, gru_->y(), H, d_out, O, &zero,
                                  grad + layout_.head_w, H));
     // d head_b [O]: the column sums of d_out [M, O], two stages per column.
-    if (partials_.size() < static_cast<size_t>(O) * kReduceBlocks) partials_ = DeviceBuffer<double>(size_t{1} * O * kReduceBlocks);
+    if (partials_.size() < static_cast<size_t>(O) * kReduceBlocks)
+      partials_ = DeviceBuffer<double>(size_t{1} * O * kReduceBlocks);
     ReduceArgs sums{ReduceOp::kSumF32, M};
     sums.xf = d_out;
     sums.groups = O;
@@ -154,19 +137,13 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
-    cudaStream_t s = nullptr;
-    RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    stream_.reset(s);
-    cublasHandle_t b = nullptr;
-    RL2_CUBLAS_CHECK(cublasCreate(&b));
-    blas_.reset(b);
-    RL2_CUBLAS_CHECK(cublasSetStream(b, s));
+    stream_ = make_stream();
+    blas_ = make_blas();
+    RL2_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream()));
     // FP32 SGEMMs on the FP32 cores (no TF32), as the rollout's default: both paths compute one function.
-    RL2_CUBLAS_CHECK(cublasSetMathMode(b, CUBLAS_DEFAULT_MATH));
-    cudnnHandle_t d = nullptr;
-    RL2_CUDNN_CHECK(cudnnCreate(&d));
-    dnn_.reset(d);
-    RL2_CUDNN_CHECK(cudnnSetStream(d, s));
+    RL2_CUBLAS_CHECK(cublasSetMathMode(blas_.get(), CUBLAS_DEFAULT_MATH));
+    dnn_ = make_dnn();
+    RL2_CUDNN_CHECK(cudnnSetStream(dnn_.get(), stream()));
     partials_ = DeviceBuffer<double>(kReduceBlocks);
     result_ = DeviceBuffer<double>(1);
   }
@@ -187,8 +164,12 @@ class CudaBackend final : public Backend {
   // Copies on the backend's stream, so they are ordered with its kernels (a plain cudaMemcpy on the legacy
   // stream is not, with a non-blocking stream), then waited for: from pageable memory a cudaMemcpyAsync may
   // return before the data has landed (CUDA runtime API, "API synchronization behavior").
-  void upload(void* dst, const void* host, size_t bytes) override { copy_kind(dst, host, bytes, cudaMemcpyHostToDevice); }
-  void download(void* host, const void* src, size_t bytes) override { copy_kind(host, src, bytes, cudaMemcpyDeviceToHost); }
+  void upload(void* dst, const void* host, size_t bytes) override {
+    copy_kind(dst, host, bytes, cudaMemcpyHostToDevice);
+  }
+  void download(void* host, const void* src, size_t bytes) override {
+    copy_kind(host, src, bytes, cudaMemcpyDeviceToHost);
+  }
   void copy(void* dst, const void* src, size_t bytes) override {
     if (bytes > 0 && dst != src) RL2_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
   }
@@ -196,7 +177,9 @@ class CudaBackend final : public Backend {
 #define RL2_CUDA_RUN(Op) \
   void run(const ops::Op& op) override { launch(op, stream()); }
   RL2_STEP_OPS(RL2_CUDA_RUN)
+  RL2_ROLLOUT_OPS(RL2_CUDA_RUN)
 #undef RL2_CUDA_RUN
+  void synchronize() override { RL2_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
   double step_sum(int64_t T, int64_t N, const double* x, const float* mask) override { return sum_of(T * N, x, mask); }
   double step_sum(int64_t T, int64_t N, const float* x, const float* mask) override { return sum_of(T * N, x, mask); }
@@ -308,7 +291,7 @@ class CudaBackend final : public Backend {
   }
 
   // x as the reduction's double or float operand.
-  static ReduceArgs over(ReduceOp f64, ReduceOp f32, int64_t n, const double* x) {
+  static ReduceArgs over(ReduceOp f64, ReduceOp, int64_t n, const double* x) {
     ReduceArgs a{f64, n};
     a.xd = x;
     return a;
@@ -348,9 +331,9 @@ class CudaBackend final : public Backend {
   }
 
   // Destroyed in reverse order: buffers and shared networks first, then the handles, the stream last.
-  Stream stream_;
-  Blas blas_;
-  Dnn dnn_;
+  StreamOwner stream_;
+  BlasOwner blas_;
+  DnnOwner dnn_;
   DeviceBuffer<double> partials_, result_;
   std::map<std::tuple<int32_t, int32_t, int64_t>, std::shared_ptr<CudnnGru>> grus_;
   std::shared_ptr<EncoderStage> encoder_;
@@ -377,8 +360,8 @@ CudaLearnerBytes cuda_learner_bytes(const TrainConfig& cfg, const CudnnTempBytes
   // Parameters (policy, baseline), the baseline's gradient and Adam moments, the policy's Adam moments
   // (PPO), trpo_step's and cg's eight vectors (PPO: three) and the objective's two probe vectors, three
   // weight spaces (policy old and candidate, baseline) and one weight-space gradient, the canonical index.
-  b.fixed = 4.0 * (P + Pb + 3 * Pb + (ppo ? 2 * P : 0.0) + (ppo ? 3 : 8) * P + 2 * P + 4 * gru_floats) + 8.0 * gru_floats +
-            static_cast<double>(rollout_fixed_bytes(cfg.env, ps, bs)) + kLibraryBytes;
+  b.fixed = 4.0 * (P + Pb + 3 * Pb + (ppo ? 2 * P : 0.0) + (ppo ? 3 : 8) * P + 2 * P + 4 * gru_floats) +
+            8.0 * gru_floats + static_cast<double>(rollout_fixed_bytes(cfg.env, ps, bs)) + kLibraryBytes;
   const int64_t mb_base = std::max<int64_t>(1, std::min<int64_t>(cfg.baseline_minibatches, cfg.trials_per_iter()));
   const double base_mb_share = 1.0 / static_cast<double>(mb_base);  // the baseline's minibatch x, per trial
   const int64_t mb_ppo = std::max<int64_t>(1, std::min<int64_t>(cfg.ppo.minibatches, cfg.trials_per_iter()));
@@ -419,9 +402,7 @@ void check_cuda_learner_fits(const TrainConfig& cfg) {
                                    std::to_string(pol.hidden));
   // cuDNN's temp space at a reference batch, scaled linearly (it grows with the batch).
   const int64_t ref = std::min<int64_t>(N, 4096);
-  cudnnHandle_t d = nullptr;
-  RL2_CUDNN_CHECK(cudnnCreate(&d));
-  const Dnn dnn(d);
+  const DnnOwner dnn = make_dnn();
   const CudnnTempBytes temp = CudnnGru::temp_bytes(dnn.get(), pol.input, pol.hidden, T, ref);
   size_t free_b = 0, total_b = 0;
   RL2_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
@@ -443,11 +424,5 @@ void check_cuda_learner_fits(const TrainConfig& cfg) {
 }
 
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
-
-std::unique_ptr<Learner> make_cuda_learner(const TrainConfig& cfg) {
-  cfg.validate();
-  check_cuda_learner_fits(cfg);
-  return make_learner(make_cuda_backend(), cfg);
-}
 
 }  // namespace rl2

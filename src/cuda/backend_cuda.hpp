@@ -24,8 +24,5 @@ CudaLearnerBytes cuda_learner_bytes(const TrainConfig& cfg, const CudnnTempBytes
 // InputError, one line, when no GPU is usable, when cuDNN's tensors would pass 2^31 elements, or when training
 // would not fit in the GPU memory free now: what it needs, what is free, how many steps per iteration fit.
 void check_cuda_learner_fits(const TrainConfig& cfg);
-// Validates cfg (InputError) and builds the trainer on the CUDA backend; make_learner(Device::kCuda, cfg)
-// calls it.
-std::unique_ptr<Learner> make_cuda_learner(const TrainConfig& cfg);
 
 }  // namespace rl2

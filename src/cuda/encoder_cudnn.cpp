@@ -15,7 +15,7 @@
 #include <string>
 #include <utility>
 
-#include "cuda/cudnn_check.hpp"
+#include "cudnn_check.hpp"
 #include "step_ops.cuh"
 #include "rl2/core/check.hpp"
 
@@ -184,112 +184,110 @@ CudnnEncoder::CudnnEncoder(cudnnHandle_t dnn, cublasHandle_t blas, cudaStream_t 
   RL2_CHECK(chunk_rows_ >= 1, "CudnnEncoder: one step's input is larger than a cuDNN tensor may be");
   RL2_CHECK(std::max({d.F, d.Ni, d.Ne}) <= 65535, "CudnnEncoder: more filters or FC units than the bias sums take");
   const int64_t chunk0 = std::min(max_rows, chunk_rows_);
-  try {
-    RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&image_desc_));
-    RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&f1_desc_));
-    RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&f2_desc_));
-    RL2_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w1_desc_));
-    RL2_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w2_desc_));
-    RL2_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_desc_));
-    // torch's Conv2d weight [out, in, kH, kW] is cuDNN's NCHW (KCRS) filter layout.
-    RL2_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w1_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, shape.filters,
-                                               shape.channels, shape.kernel, shape.kernel));
-    RL2_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w2_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, shape.filters,
-                                               shape.filters, shape.kernel, shape.kernel));
-    // cuDNN semantics: CUDNN_CROSS_CORRELATION is torch's (and encoder_ref's) convolution, no kernel flip.
-    // CUDNN_FMA_MATH keeps FP32 on the FMA units: CUDNN_DEFAULT_MATH may pick TF32 tensor-core kernels
-    // for FP32 data on sm_80+, which would break the 1e-5 parity with the CPU (as in gru_cudnn.cpp).
-    RL2_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, 0, 0, shape.stride, shape.stride, 1, 1,
-                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    RL2_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, CUDNN_FMA_MATH));
+  const auto tensor = [] {
+    return make_dnn_owned<TensorDescOwner>([](cudnnTensorDescriptor_t* p) { return cudnnCreateTensorDescriptor(p); });
+  };
+  const auto filter = [] {
+    return make_dnn_owned<FilterDescOwner>([](cudnnFilterDescriptor_t* p) { return cudnnCreateFilterDescriptor(p); });
+  };
+  owners_.image = tensor();
+  owners_.f1 = tensor();
+  owners_.f2 = tensor();
+  owners_.w1 = filter();
+  owners_.w2 = filter();
+  owners_.conv = make_dnn_owned<ConvDescOwner>(
+      [](cudnnConvolutionDescriptor_t* p) { return cudnnCreateConvolutionDescriptor(p); });
+  image_desc_ = owners_.image.get();
+  f1_desc_ = owners_.f1.get();
+  f2_desc_ = owners_.f2.get();
+  w1_desc_ = owners_.w1.get();
+  w2_desc_ = owners_.w2.get();
+  conv_desc_ = owners_.conv.get();
+  // torch's Conv2d weight [out, in, kH, kW] is cuDNN's NCHW (KCRS) filter layout.
+  RL2_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w1_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, shape.filters,
+                                             shape.channels, shape.kernel, shape.kernel));
+  RL2_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w2_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, shape.filters,
+                                             shape.filters, shape.kernel, shape.kernel));
+  // cuDNN semantics: CUDNN_CROSS_CORRELATION is torch's (and encoder_ref's) convolution, no kernel flip.
+  // CUDNN_FMA_MATH keeps FP32 on the FMA units: CUDNN_DEFAULT_MATH may pick TF32 tensor-core kernels
+  // for FP32 data on sm_80+, which would break the 1e-5 parity with the CPU (as in gru_cudnn.cpp).
+  RL2_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, 0, 0, shape.stride, shape.stride, 1, 1,
+                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  RL2_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, CUDNN_FMA_MATH));
 
-    // cuDNN's own output sizes must be ours (H1 = (H - K)/S + 1, floor).
-    describe(shape, chunk0, false, image_desc_, f1_desc_, f2_desc_);
-    int on = 0, oc = 0, oh = 0, ow = 0;
-    RL2_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc_, image_desc_, w1_desc_, &on, &oc, &oh, &ow));
-    RL2_CHECK(on == chunk0 && oc == shape.filters && oh == shape.h1() && ow == shape.w1(),
-              "cuDNN's conv1 output size differs from encoder.hpp's");
-    RL2_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc_, f1_desc_, w2_desc_, &on, &oc, &oh, &ow));
-    RL2_CHECK(on == chunk0 && oc == shape.filters && oh == shape.h2() && ow == shape.w2(),
-              "cuDNN's conv2 output size differs from encoder.hpp's");
+  // cuDNN's own output sizes must be ours (H1 = (H - K)/S + 1, floor).
+  describe(shape, chunk0, false, image_desc_, f1_desc_, f2_desc_);
+  int on = 0, oc = 0, oh = 0, ow = 0;
+  RL2_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc_, image_desc_, w1_desc_, &on, &oc, &oh, &ow));
+  RL2_CHECK(on == chunk0 && oc == shape.filters && oh == shape.h1() && ow == shape.w1(),
+            "cuDNN's conv1 output size differs from encoder.hpp's");
+  RL2_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc_, f1_desc_, w2_desc_, &on, &oc, &oh, &ow));
+  RL2_CHECK(on == chunk0 && oc == shape.filters && oh == shape.h2() && ow == shape.w2(),
+            "cuDNN's conv2 output size differs from encoder.hpp's");
 
-    // An algorithm for each of the five calls (x, w, y of the convolution; dy = y's gradient).
-    const auto fwd = [&](cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t y,
-                         cudnnConvolutionFwdAlgo_t* algo) {
-      return choose(
-          kFwdAlgos,
-          [&](cudnnConvolutionFwdAlgo_t a, size_t* b) {
-            return cudnnGetConvolutionForwardWorkspaceSize(dnn_, x, w, conv_desc_, y, a, b);
-          },
-          algo);
-    };
-    const auto bwd_filter = [&](cudnnTensorDescriptor_t x, cudnnTensorDescriptor_t dy, cudnnFilterDescriptor_t dw,
-                                cudnnConvolutionBwdFilterAlgo_t* algo) {
-      return choose(
-          kBwdFilterAlgos,
-          [&](cudnnConvolutionBwdFilterAlgo_t a, size_t* b) {
-            return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn_, x, dy, conv_desc_, dw, a, b);
-          },
-          algo);
-    };
-    const auto bwd_data = [&](cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy, cudnnTensorDescriptor_t dx,
-                              cudnnConvolutionBwdDataAlgo_t* algo) {
-      return choose(
-          kBwdDataAlgos,
-          [&](cudnnConvolutionBwdDataAlgo_t a, size_t* b) {
-            return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn_, w, dy, conv_desc_, dx, a, b);
-          },
-          algo);
-    };
-    // conv1 reads the image in place; should cuDNN support no deterministic algorithm on that strided
-    // descriptor (forward or filter gradient), the image rows are copied to a packed buffer per chunk.
-    const auto choose_conv1 = [&]() {
-      return fwd(image_desc_, w1_desc_, f1_desc_, &fwd1_) && bwd_filter(image_desc_, f1_desc_, w1_desc_, &bwd_filter1_);
-    };
-    if (!choose_conv1()) {
-      packed_image_ = true;
-      describe(shape, chunk0, true, image_desc_, f1_desc_, f2_desc_);
-      RL2_CHECK(choose_conv1(), "cuDNN offers no deterministic FP32 algorithm for conv1 at " + shape_str(shape));
-    }
-    const bool conv2_ok = fwd(f1_desc_, w2_desc_, f2_desc_, &fwd2_) &&
-                          bwd_filter(f1_desc_, f2_desc_, w2_desc_, &bwd_filter2_) &&
-                          bwd_data(w2_desc_, f2_desc_, f1_desc_, &bwd_data2_);
-    RL2_CHECK(conv2_ok, "cuDNN offers no deterministic FP32 algorithm for conv2 at " + shape_str(shape));
-
-    const size_t rows = static_cast<size_t>(max_rows), c0 = static_cast<size_t>(chunk0);
-    f1_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.f1));
-    f2_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.flat));
-    y_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.out));
-    dz_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.out));
-    d2_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.flat));
-    d1_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.f1));
-    if (packed_image_) image_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.img));
-    partials_ = DeviceBuffer<double>(static_cast<size_t>(std::max({d.F, d.Ni, d.Ne}) * kReduceBlocks));
-    // The workspace: the larger need of a full chunk and of a single row (a last, partial chunk has any
-    // size in between; set_rows grows the workspace should another size ask for more).
-    size_t need = workspace_bytes();
-    describe(shape, 1, packed_image_, image_desc_, f1_desc_, f2_desc_);
-    desc_rows_ = 1;
-    need = std::max(need, workspace_bytes());
-    work_ = DeviceBuffer<unsigned char>(need);
-  } catch (...) {
-    destroy_descriptors();  // no destructor runs for a constructor that throws
-    throw;
+  // An algorithm for each of the five calls (x, w, y of the convolution; dy = y's gradient).
+  const auto fwd = [&](cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t y,
+                       cudnnConvolutionFwdAlgo_t* algo) {
+    return choose(
+        kFwdAlgos,
+        [&](cudnnConvolutionFwdAlgo_t a, size_t* b) {
+          return cudnnGetConvolutionForwardWorkspaceSize(dnn_, x, w, conv_desc_, y, a, b);
+        },
+        algo);
+  };
+  const auto bwd_filter = [&](cudnnTensorDescriptor_t x, cudnnTensorDescriptor_t dy, cudnnFilterDescriptor_t dw,
+                              cudnnConvolutionBwdFilterAlgo_t* algo) {
+    return choose(
+        kBwdFilterAlgos,
+        [&](cudnnConvolutionBwdFilterAlgo_t a, size_t* b) {
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn_, x, dy, conv_desc_, dw, a, b);
+        },
+        algo);
+  };
+  const auto bwd_data = [&](cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy, cudnnTensorDescriptor_t dx,
+                            cudnnConvolutionBwdDataAlgo_t* algo) {
+    return choose(
+        kBwdDataAlgos,
+        [&](cudnnConvolutionBwdDataAlgo_t a, size_t* b) {
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn_, w, dy, conv_desc_, dx, a, b);
+        },
+        algo);
+  };
+  // conv1 reads the image in place; should cuDNN support no deterministic algorithm on that strided
+  // descriptor (forward or filter gradient), the image rows are copied to a packed buffer per chunk.
+  const auto choose_conv1 = [&]() {
+    return fwd(image_desc_, w1_desc_, f1_desc_, &fwd1_) && bwd_filter(image_desc_, f1_desc_, w1_desc_, &bwd_filter1_);
+  };
+  if (!choose_conv1()) {
+    packed_image_ = true;
+    describe(shape, chunk0, true, image_desc_, f1_desc_, f2_desc_);
+    RL2_CHECK(choose_conv1(), "cuDNN offers no deterministic FP32 algorithm for conv1 at " + shape_str(shape));
   }
+  const bool conv2_ok = fwd(f1_desc_, w2_desc_, f2_desc_, &fwd2_) &&
+                        bwd_filter(f1_desc_, f2_desc_, w2_desc_, &bwd_filter2_) &&
+                        bwd_data(w2_desc_, f2_desc_, f1_desc_, &bwd_data2_);
+  RL2_CHECK(conv2_ok, "cuDNN offers no deterministic FP32 algorithm for conv2 at " + shape_str(shape));
+
+  const size_t rows = static_cast<size_t>(max_rows), c0 = static_cast<size_t>(chunk0);
+  f1_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.f1));
+  f2_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.flat));
+  y_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.out));
+  dz_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.out));
+  d2_ = DeviceBuffer<float>(rows * static_cast<size_t>(d.flat));
+  d1_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.f1));
+  if (packed_image_) image_ = DeviceBuffer<float>(c0 * static_cast<size_t>(d.img));
+  partials_ = DeviceBuffer<double>(static_cast<size_t>(std::max({d.F, d.Ni, d.Ne}) * kReduceBlocks));
+  // The workspace: the larger need of a full chunk and of a single row (a last, partial chunk has any
+  // size in between; set_rows grows the workspace should another size ask for more).
+  size_t need = workspace_bytes();
+  describe(shape, 1, packed_image_, image_desc_, f1_desc_, f2_desc_);
+  desc_rows_ = 1;
+  need = std::max(need, workspace_bytes());
+  work_ = DeviceBuffer<unsigned char>(need);
 }
 
 CudnnEncoder::~CudnnEncoder() {
-  cudaStreamSynchronize(stream_);  // no buffer is freed under queued work
-  destroy_descriptors();
-}
-
-void CudnnEncoder::destroy_descriptors() {
-  if (conv_desc_) cudnnDestroyConvolutionDescriptor(std::exchange(conv_desc_, nullptr));
-  if (w2_desc_) cudnnDestroyFilterDescriptor(std::exchange(w2_desc_, nullptr));
-  if (w1_desc_) cudnnDestroyFilterDescriptor(std::exchange(w1_desc_, nullptr));
-  if (f2_desc_) cudnnDestroyTensorDescriptor(std::exchange(f2_desc_, nullptr));
-  if (f1_desc_) cudnnDestroyTensorDescriptor(std::exchange(f1_desc_, nullptr));
-  if (image_desc_) cudnnDestroyTensorDescriptor(std::exchange(image_desc_, nullptr));
+  cudaStreamSynchronize(stream_);  // no buffer is freed under queued work (the descriptors go with owners_)
 }
 
 size_t CudnnEncoder::workspace_bytes() const {

@@ -28,7 +28,8 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include "cuda/cuda_check.hpp"
+#include "cuda_check.hpp"
+#include "cudnn_check.hpp"
 #include "rl2/policy/encoder.hpp"
 
 namespace rl2 {
@@ -69,7 +70,6 @@ class CudnnEncoder {
   const float* image_rows(const float* x, int64_t r0, int64_t n);
   // cuDNN's workspace need of the chosen algorithms at the descriptors' current rows.
   size_t workspace_bytes() const;
-  void destroy_descriptors();
 
   cudnnHandle_t dnn_;
   cublasHandle_t blas_;
@@ -82,6 +82,11 @@ class CudnnEncoder {
   std::unordered_map<int64_t, size_t> workspace_by_rows_;
   int64_t last_rows_ = -1;                            // M of the last forward (backward must match it)
   bool packed_image_ = false;                         // conv1 reads a packed copy of the image instead of x in place
+  struct {  // the descriptors' owners (cudnn_check.hpp); the members below are their handles
+    TensorDescOwner image, f1, f2;
+    FilterDescOwner w1, w2;
+    ConvDescOwner conv;
+  } owners_;
   cudnnTensorDescriptor_t image_desc_ = nullptr;      // [n, C, H, W], strides {in, H·W, W, 1} (or packed)
   cudnnTensorDescriptor_t f1_desc_ = nullptr;         // [n, F, H1, W1] packed
   cudnnTensorDescriptor_t f2_desc_ = nullptr;         // [n, F, H2, W2] packed (= f2 [n, flat], CHW)

@@ -15,22 +15,9 @@ namespace rl2 {
 namespace {
 
 // RAII holders for the descriptors a temp-space query needs.
-struct RnnDescs {
-  cudnnDropoutDescriptor_t dropout = nullptr;
-  cudnnRNNDescriptor_t rnn = nullptr;
-  cudnnRNNDataDescriptor_t x = nullptr, y = nullptr;
-  cudnnTensorDescriptor_t h = nullptr;
-  RnnDescs() = default;
-  RnnDescs(const RnnDescs&) = delete;
-  RnnDescs& operator=(const RnnDescs&) = delete;
-  ~RnnDescs() {
-    if (h) cudnnDestroyTensorDescriptor(h);
-    if (y) cudnnDestroyRNNDataDescriptor(y);
-    if (x) cudnnDestroyRNNDataDescriptor(x);
-    if (rnn) cudnnDestroyRNNDescriptor(rnn);
-    if (dropout) cudnnDestroyDropoutDescriptor(dropout);
-  }
-};
+TensorDescOwner make_tensor_desc() {
+  return make_dnn_owned<TensorDescOwner>([](cudnnTensorDescriptor_t* d) { return cudnnCreateTensorDescriptor(d); });
+}
 
 void check_sizes(int32_t input, int32_t hidden, int64_t steps, int64_t batch) {
   RL2_CHECK(input >= 1 && hidden >= 1, "CudnnGru: input and hidden sizes must be positive");
@@ -42,24 +29,30 @@ void check_sizes(int32_t input, int32_t hidden, int64_t steps, int64_t batch) {
 // cuDNN semantics: CUDNN_FMA_MATH (not CUDNN_DEFAULT_MATH) because DEFAULT may pick TF32 tensor-core
 // kernels for FP32 data on sm_80+; PyTorch's v8 path does the same when TF32 is off. projSize = hidden
 // (no projection); auxFlags = PADDED_IO_DISABLED, which the packed layout requires.
-void make_rnn(cudnnHandle_t handle, int32_t input, int32_t hidden, RnnDescs& d) {
-  RL2_CUDNN_CHECK(cudnnCreateDropoutDescriptor(&d.dropout));
+void make_rnn(cudnnHandle_t handle, int32_t input, int32_t hidden, CudnnGru::Descriptors& d) {
+  d.dropout =
+      make_dnn_owned<DropoutDescOwner>([](cudnnDropoutDescriptor_t* p) { return cudnnCreateDropoutDescriptor(p); });
   // No dropout (one layer): no states, as PyTorch's set_no_dropout.
-  RL2_CUDNN_CHECK(cudnnSetDropoutDescriptor(d.dropout, handle, 0.0f, nullptr, 0, 0));
-  RL2_CUDNN_CHECK(cudnnCreateRNNDescriptor(&d.rnn));
-  RL2_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(d.rnn, CUDNN_RNN_ALGO_STANDARD, CUDNN_GRU, CUDNN_RNN_DOUBLE_BIAS,
+  RL2_CUDNN_CHECK(cudnnSetDropoutDescriptor(d.dropout.get(), handle, 0.0f, nullptr, 0, 0));
+  d.rnn = make_dnn_owned<RnnDescOwner>([](cudnnRNNDescriptor_t* p) { return cudnnCreateRNNDescriptor(p); });
+  RL2_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(d.rnn.get(), CUDNN_RNN_ALGO_STANDARD, CUDNN_GRU, CUDNN_RNN_DOUBLE_BIAS,
                                            CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT,
-                                           CUDNN_FMA_MATH, input, hidden, hidden, 1, d.dropout,
+                                           CUDNN_FMA_MATH, input, hidden, hidden, 1, d.dropout.get(),
                                            CUDNN_RNN_PADDED_IO_DISABLED));
-  RL2_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&d.x));
-  RL2_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&d.y));
-  RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.h));
+  const auto data_desc = [] {
+    return make_dnn_owned<RnnDataDescOwner>(
+        [](cudnnRNNDataDescriptor_t* p) { return cudnnCreateRNNDataDescriptor(p); });
+  };
+  d.x = data_desc();
+  d.y = data_desc();
+  d.h = make_tensor_desc();
 }
 
 // x [T, B, I] and y [T, B, H], time-major packed with every length T (= [T][B][vector], as unpacked would be);
 // h [1, B, H].
-void set_data(int32_t input, int32_t hidden, int64_t steps, int64_t batch, cudnnRNNDataDescriptor_t x,
-              cudnnRNNDataDescriptor_t y, cudnnTensorDescriptor_t h) {
+void set_data(int32_t input, int32_t hidden, int64_t steps, int64_t batch, const CudnnGru::Descriptors& d) {
+  cudnnRNNDataDescriptor_t x = d.x.get(), y = d.y.get();
+  cudnnTensorDescriptor_t h = d.h.get();
   const std::vector<int> lengths(static_cast<size_t>(batch), static_cast<int>(steps));
   RL2_CUDNN_CHECK(cudnnSetRNNDataDescriptor(x, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED,
                                             static_cast<int>(steps), static_cast<int>(batch), input, lengths.data(),
@@ -80,11 +73,12 @@ std::string dims_str(const int32_t* d) {
 
 CudnnTempBytes CudnnGru::temp_bytes(cudnnHandle_t handle, int32_t input, int32_t hidden, int64_t steps, int64_t batch) {
   check_sizes(input, hidden, steps, batch);
-  RnnDescs d;
+  Descriptors d;
   make_rnn(handle, input, hidden, d);
-  set_data(input, hidden, steps, batch, d.x, d.y, d.h);
+  set_data(input, hidden, steps, batch, d);
   CudnnTempBytes t;
-  RL2_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle, d.rnn, CUDNN_FWD_MODE_TRAINING, d.x, &t.work, &t.reserve));
+  RL2_CUDNN_CHECK(
+      cudnnGetRNNTempSpaceSizes(handle, d.rnn.get(), CUDNN_FWD_MODE_TRAINING, d.x.get(), &t.work, &t.reserve));
   return t;
 }
 
@@ -92,9 +86,9 @@ CudnnGru::CudnnGru(cudnnHandle_t handle, cudaStream_t stream, int32_t input, int
                    int64_t max_batch)
     : handle_(handle), stream_(stream), I_(input), H_(hidden), T_(steps), max_batch_(max_batch) {
   check_sizes(input, hidden, steps, max_batch);
-  RnnDescs d;
+  Descriptors& d = d_;
   make_rnn(handle, input, hidden, d);
-  RL2_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle, d.rnn, &ws_bytes_));
+  RL2_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle, d.rnn.get(), &ws_bytes_));
   RL2_CHECK(ws_bytes_ % sizeof(float) == 0 && ws_bytes_ > 0, "cuDNN reported a weight space that is not whole floats");
   dws_ = DeviceBuffer<float>(ws_bytes_ / sizeof(float));
 
@@ -106,15 +100,14 @@ CudnnGru::CudnnGru(cudnnHandle_t handle, cudaStream_t stream, int32_t input, int
   const int64_t H = hidden, I = input;
   const int64_t w_ih = 0, w_hh = 3 * H * I, b_ih = w_hh + 3 * H * H, b_hh = b_ih + 3 * H;  // gru_layout's offsets
   index_host_.assign(static_cast<size_t>(b_hh + 3 * H), -1);
-  cudnnTensorDescriptor_t m_desc = nullptr, b_desc = nullptr;
-  RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m_desc));
-  RL2_CUDNN_CHECK(cudnnCreateTensorDescriptor(&b_desc));
-  try {
+  const TensorDescOwner m_owner = make_tensor_desc(), b_owner = make_tensor_desc();
+  cudnnTensorDescriptor_t m_desc = m_owner.get(), b_desc = b_owner.get();
+  {
     for (int32_t lin = 0; lin < 6; ++lin) {
       void* m_addr = nullptr;
       void* b_addr = nullptr;
-      RL2_CUDNN_CHECK(cudnnGetRNNWeightParams(handle, d.rnn, 0, ws_bytes_, dws_.data(), lin, m_desc, &m_addr, b_desc,
-                                              &b_addr));
+      RL2_CUDNN_CHECK(cudnnGetRNNWeightParams(handle, d.rnn.get(), 0, ws_bytes_, dws_.data(), lin, m_desc, &m_addr,
+                                              b_desc, &b_addr));
       CudnnLinLayer L;
       L.id = lin;
       cudnnDataType_t dt = CUDNN_DATA_FLOAT;
@@ -145,18 +138,13 @@ CudnnGru::CudnnGru(cudnnHandle_t handle, cudaStream_t stream, int32_t input, int
       const int64_t m_base = (recurrent ? w_hh : w_ih) + gate * H * cols;
       for (int64_t j = 0; j < H; ++j)
         for (int64_t c = 0; c < cols; ++c)
-          index_host_[static_cast<size_t>(m_base + j * cols + c)] = L.m_offset + j * L.m_strides[1] + c * L.m_strides[2];
+          index_host_[static_cast<size_t>(m_base + j * cols + c)] =
+              L.m_offset + j * L.m_strides[1] + c * L.m_strides[2];
       const int64_t b_base = (recurrent ? b_hh : b_ih) + gate * H;
       for (int64_t j = 0; j < H; ++j) index_host_[static_cast<size_t>(b_base + j)] = L.b_offset + j * L.b_strides[1];
       lin_layers_.push_back(L);
     }
-  } catch (...) {
-    cudnnDestroyTensorDescriptor(m_desc);
-    cudnnDestroyTensorDescriptor(b_desc);
-    throw;
   }
-  cudnnDestroyTensorDescriptor(m_desc);
-  cudnnDestroyTensorDescriptor(b_desc);
   // Every canonical element has its own place inside the weight space: the map is injective.
   std::vector<int64_t> sorted = index_host_;
   std::sort(sorted.begin(), sorted.end());
@@ -164,19 +152,7 @@ CudnnGru::CudnnGru(cudnnHandle_t handle, cudaStream_t stream, int32_t input, int
             "the canonical -> cuDNN weight-space map leaves an element unmapped or out of range");
   RL2_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
             "the canonical -> cuDNN weight-space map sends two canonical elements to one place");
-
-  // Keep the descriptors (moved out of the RAII holder: this object owns them from here).
-  dropout_ = std::exchange(d.dropout, nullptr);
-  rnn_ = std::exchange(d.rnn, nullptr);
-  x_desc_ = std::exchange(d.x, nullptr);
-  y_desc_ = std::exchange(d.y, nullptr);
-  h_desc_ = std::exchange(d.h, nullptr);
-  try {
-    allocate();
-  } catch (...) {
-    destroy_descriptors();  // no destructor runs for a constructor that throws
-    throw;
-  }
+  allocate();
 }
 
 void CudnnGru::allocate() {
@@ -196,23 +172,15 @@ void CudnnGru::allocate() {
   RL2_CUDA_CHECK(
       cudaMemcpyAsync(seq_lengths_.data(), lengths.data(), seq_lengths_.bytes(), cudaMemcpyHostToDevice, stream_));
   set_batch(max_batch_);
-  RL2_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, x_desc_, &temp_.work, &temp_.reserve));
+  RL2_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, d_.rnn.get(), CUDNN_FWD_MODE_TRAINING, d_.x.get(), &temp_.work,
+                                            &temp_.reserve));
   work_ = DeviceBuffer<unsigned char>(temp_.work);
   reserve_ = DeviceBuffer<unsigned char>(temp_.reserve);
   RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host vectors copied above may go
 }
 
 CudnnGru::~CudnnGru() {
-  cudaStreamSynchronize(stream_);  // no buffer is freed under queued work
-  destroy_descriptors();
-}
-
-void CudnnGru::destroy_descriptors() {
-  if (h_desc_) cudnnDestroyTensorDescriptor(std::exchange(h_desc_, nullptr));
-  if (y_desc_) cudnnDestroyRNNDataDescriptor(std::exchange(y_desc_, nullptr));
-  if (x_desc_) cudnnDestroyRNNDataDescriptor(std::exchange(x_desc_, nullptr));
-  if (rnn_) cudnnDestroyRNNDescriptor(std::exchange(rnn_, nullptr));
-  if (dropout_) cudnnDestroyDropoutDescriptor(std::exchange(dropout_, nullptr));
+  cudaStreamSynchronize(stream_);  // no buffer is freed under queued work (the descriptors go with d_)
 }
 
 void CudnnGru::set_batch(int64_t batch) {
@@ -220,14 +188,15 @@ void CudnnGru::set_batch(int64_t batch) {
                                                    std::to_string(max_batch_) + "]");
   if (batch == batch_) return;
   batch_ = -1;  // until the descriptors describe `batch`
-  set_data(I_, H_, T_, batch, x_desc_, y_desc_, h_desc_);
+  set_data(I_, H_, T_, batch, d_);
   if (batch != max_batch_) {
     // The temp space was sized for max_batch, but cuDNN may choose another algorithm at a smaller batch (PPO's
     // and the baseline's minibatches) that wants more: grow the buffers then. Rare, so the stream's work on the
     // old buffers simply finishes first. The reserve space only carries a forward to its own backward, which
     // always share one batch.
     CudnnTempBytes t;
-    RL2_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, x_desc_, &t.work, &t.reserve));
+    RL2_CUDNN_CHECK(
+        cudnnGetRNNTempSpaceSizes(handle_, d_.rnn.get(), CUDNN_FWD_MODE_TRAINING, d_.x.get(), &t.work, &t.reserve));
     if (t.work > temp_.work || t.reserve > temp_.reserve) {
       RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));
       if (t.work > temp_.work) work_ = DeviceBuffer<unsigned char>(temp_.work = t.work);
@@ -250,26 +219,26 @@ void CudnnGru::unpack(const float* weight_space, float* canonical) const {
 // c pointer is NULL (a GRU has no cell state). devSeqLengths is a device array of B copies of T.
 void CudnnGru::forward(const float* weight_space, const float* x, int64_t batch) {
   set_batch(batch);
-  RL2_CUDNN_CHECK(cudnnRNNForward(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, seq_lengths_.data(), x_desc_, x, y_desc_,
-                                  y_.data(), h_desc_, h_zero_.data(), h_scratch_.data(), h_desc_, nullptr, nullptr,
-                                  ws_bytes_, weight_space, work_.bytes(), work_.data(), reserve_.bytes(),
-                                  reserve_.data()));
+  RL2_CUDNN_CHECK(cudnnRNNForward(handle_, d_.rnn.get(), CUDNN_FWD_MODE_TRAINING, seq_lengths_.data(), d_.x.get(), x,
+                                  d_.y.get(), y_.data(), d_.h.get(), h_zero_.data(), h_scratch_.data(), d_.h.get(),
+                                  nullptr, nullptr, ws_bytes_, weight_space, work_.bytes(), work_.data(),
+                                  reserve_.bytes(), reserve_.data()));
 }
 
 void CudnnGru::backward(const float* weight_space, const float* x, int64_t batch) {
   set_batch(batch);
   // BackwardData first: it consumes (and updates) the reserve space that BackwardWeights then reads. Its dx
   // (d/dx with dhy = 0) is the maze encoder's output gradient.
-  RL2_CUDNN_CHECK(cudnnRNNBackwardData_v8(handle_, rnn_, seq_lengths_.data(), y_desc_, y_.data(), dy_.data(), x_desc_,
-                                          dx_.data(), h_desc_, h_zero_.data(), h_zero_.data(), h_scratch_.data(),
-                                          h_desc_, nullptr, nullptr, nullptr, ws_bytes_, weight_space, work_.bytes(),
-                                          work_.data(), reserve_.bytes(), reserve_.data()));
+  RL2_CUDNN_CHECK(cudnnRNNBackwardData_v8(
+      handle_, d_.rnn.get(), seq_lengths_.data(), d_.y.get(), y_.data(), dy_.data(), d_.x.get(), dx_.data(), d_.h.get(),
+      h_zero_.data(), h_zero_.data(), h_scratch_.data(), d_.h.get(), nullptr, nullptr, nullptr, ws_bytes_, weight_space,
+      work_.bytes(), work_.data(), reserve_.bytes(), reserve_.data()));
   // cuDNN semantics: BackwardWeights ADDs into dweightSpace (CUDNN_WGRAD_MODE_ADD, the mode cuDNN and
   // PyTorch use), so the gradient is zeroed first.
   RL2_CUDA_CHECK(cudaMemsetAsync(dws_.data(), 0, dws_.bytes(), stream_));
-  RL2_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle_, rnn_, CUDNN_WGRAD_MODE_ADD, seq_lengths_.data(), x_desc_, x,
-                                             h_desc_, h_zero_.data(), y_desc_, y_.data(), ws_bytes_, dws_.data(),
-                                             work_.bytes(), work_.data(), reserve_.bytes(), reserve_.data()));
+  RL2_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(
+      handle_, d_.rnn.get(), CUDNN_WGRAD_MODE_ADD, seq_lengths_.data(), d_.x.get(), x, d_.h.get(), h_zero_.data(),
+      d_.y.get(), y_.data(), ws_bytes_, dws_.data(), work_.bytes(), work_.data(), reserve_.bytes(), reserve_.data()));
 }
 
 }  // namespace rl2

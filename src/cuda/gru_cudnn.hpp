@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/cuda_check.hpp"
-#include "cuda/cudnn_check.hpp"
+#include "cuda_check.hpp"
+#include "cudnn_check.hpp"
 
 namespace rl2 {
 
@@ -96,19 +96,24 @@ class CudnnGru {
   // [T, B, I] d/dx of sum(dy() · y) at the last backward(): the input gradient BackwardData computes.
   float* dx() const { return dx_.data(); }
 
+ public:
+  // The RNN's descriptors: x [T, B, I], y [T, B, H], h [1, B, H] (cudnn_check.hpp's owners).
+  struct Descriptors {
+    DropoutDescOwner dropout;
+    RnnDescOwner rnn;
+    RnnDataDescOwner x, y;
+    TensorDescOwner h;
+  };
+
  private:
   void set_batch(int64_t batch);  // data and hidden-state descriptors for `batch` trials
   void allocate();                // index, activations, temp space (after the descriptors exist)
-  void destroy_descriptors();
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
   int32_t I_, H_;
   int64_t T_, max_batch_, batch_ = -1;
-  cudnnDropoutDescriptor_t dropout_ = nullptr;
-  cudnnRNNDescriptor_t rnn_ = nullptr;
-  cudnnRNNDataDescriptor_t x_desc_ = nullptr, y_desc_ = nullptr;
-  cudnnTensorDescriptor_t h_desc_ = nullptr;
+  Descriptors d_;
   size_t ws_bytes_ = 0;
   CudnnTempBytes temp_;
   std::vector<int64_t> index_host_;

@@ -2,13 +2,14 @@
 // Per step t (all on one stream; docs/cuda_rollout.md has the reasoning and the napkin math):
 //   gi [N, 2, 3H]  = x_t [N, I] · [W_ih(policy); W_ih(baseline)]ᵀ        one SGEMM, packed W_ih [6H, I]
 //   gh [2, N, 3H]  = h[net] [N, H] · W_hh[net]ᵀ, net = policy, baseline    one strided-batched SGEMM
-//   h' [2, N, H]   = GRU gates (biases, σ, tanh, reset after the product)  launch_gru_gates
+//   h' [2, N, H]   = GRU gates (biases, σ, tanh, reset after the product)  ops::GruGates (the CPU's gru_unit)
 //   a_t, log pi, probs, value from h'                                       launch_rollout_heads
-//   env step with a_t; rewards, dones, mask; x_{t+1} = encode(obs, a_t, r_t, d_t)   launch_rollout_env_step
+//   env step with a_t; rewards, dones, mask; x_{t+1} = encode(obs, a_t, r_t, d_t)
+//                                                    ops::EnvStep, ops::RolloutRecord (the CPU's bodies)
 // The maze puts its encoder in front of the input projection (the GRU's input is the encoder's output y):
 //   y [2, N, G]    = encoder(x_t) with the policy's, then the baseline's encoder parameters (CudnnEncoder)
 //   gi [N, 2, 3H]  = y[net] [N, G] · W_ih[net]ᵀ, one SGEMM per network into its half of gi
-// and its step kernel writes only (onehot(a_t), r_t, d_t): the render kernel draws the view into x_{t+1}.
+// and its record op writes only (onehot(a_t), r_t, d_t): ops::EnvRender draws the view into x_{t+1}.
 // cuBLAS is column-major: a row-major [rows, cols] matrix is its column-major [cols, rows] transpose, so
 // every product is written as C_cm [3H, N] = op_T(W_cm [K, 3H]) · B_cm [K, N].
 #include "cuda/rollout_cuda.hpp"
@@ -20,14 +21,13 @@
 #include <type_traits>
 #include <utility>
 
-#include "cuda/cuda_check.hpp"
+#include "cuda_check.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
-#include "rollout.cuh"
-#if defined(RL2_WITH_CUDNN)
+#include "rollout_heads.cuh"
+#include "step_ops.cuh"
 #include "cuda/encoder_cudnn.hpp"
-#include "cuda/gru_cudnn.hpp"  // RL2_CUDNN_CHECK
-#endif
+#include "cudnn_check.hpp"
 
 namespace rl2 {
 namespace {
@@ -42,63 +42,19 @@ constexpr int64_t kEncoderRefRows = 4096;
 
 int64_t align_up(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
-// ---- small RAII owners of CUDA handles ------------------------------------------------------------
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() {
-    if (s) {
-      cudaStreamSynchronize(s);
-      cudaStreamDestroy(s);
-    }
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
-
-struct Blas {
-  cublasHandle_t h = nullptr;
-  Blas() { RL2_CUBLAS_CHECK(cublasCreate(&h)); }
-  ~Blas() {
-    if (h) cublasDestroy(h);
-  }
-  Blas(const Blas&) = delete;
-  Blas& operator=(const Blas&) = delete;
-};
-
-#if defined(RL2_WITH_CUDNN)
-struct Dnn {
-  cudnnHandle_t h = nullptr;
-  Dnn() = default;
-  ~Dnn() {
-    if (h) cudnnDestroy(h);
-  }
-  Dnn(const Dnn&) = delete;
-  Dnn& operator=(const Dnn&) = delete;
-};
-#endif
-
-struct GraphExec {
-  cudaGraphExec_t g = nullptr;
-  GraphExec() = default;
-  ~GraphExec() {
-    if (g) cudaGraphExecDestroy(g);
-  }
-  GraphExec(const GraphExec&) = delete;
-  GraphExec& operator=(const GraphExec&) = delete;
-};
-
 // ---- the environment part, the only code that depends on the environment type ---------------------
 class EnvPart {
  public:
   virtual ~EnvPart() = default;
   // Samples the tasks, resets, and writes x_0 [N, I].
-  virtual void reset(float* x0, const RolloutRun* run, cudaStream_t s) = 0;
+  virtual void reset(float* x0, const RunIds* run, cudaStream_t s) = 0;
   // Steps with actions [N]; writes rewards [N], dones [N], mask [N] and, unless nullptr, x_next [N, I].
-  virtual void step(int32_t t, const int32_t* actions, float* rewards, uint8_t* dones, float* mask, float* x_next,
-                    const RolloutRun* run, cudaStream_t s) = 0;
+  virtual void step(const int32_t* actions, float* rewards, uint8_t* dones, float* mask, float* x_next,
+                    const RunIds* run, cudaStream_t s) = 0;
 };
 
+// The ops of env_ops.hpp and rollout_ops.hpp (the CPU's own bodies) on the rollout's stream: the env's step,
+// the bookkeeping with the next input, and a rendered view drawn straight into x's image part.
 template <class Env>
 class EnvPartT final : public EnvPart {
  public:
@@ -113,19 +69,26 @@ class EnvPartT final : public EnvPart {
         obs_(ColumnRendered<Env> ? 0 : static_cast<size_t>(trials * Env::obs_size(p))),
         episodes_done_(static_cast<size_t>(trials)) {}
 
-  void reset(float* x0, const RolloutRun* run, cudaStream_t s) override {
-    launch_rollout_env_reset<Env>(args(0, run, nullptr, nullptr, nullptr, nullptr, x0), s);
+  void reset(float* x0, const RunIds* run, cudaStream_t s) override {
+    launch(ops::EnvReset<Env>{p_, trials_, run, tasks_.data(), states_.data(), obs_.data(), nullptr, nullptr}, s);
+    record(nullptr, nullptr, nullptr, nullptr, x0, s);
   }
-  void step(int32_t t, const int32_t* actions, float* rewards, uint8_t* dones, float* mask, float* x_next,
-            const RolloutRun* run, cudaStream_t s) override {
-    launch_rollout_env_step<Env>(args(t, run, actions, rewards, dones, mask, x_next), s);
+  void step(const int32_t* actions, float* rewards, uint8_t* dones, float* mask, float* x_next, const RunIds* run,
+            cudaStream_t s) override {
+    launch(ops::EnvStep<Env>{p_, trials_, run, tasks_.data(), states_.data(), actions, obs_.data(), rewards, dones,
+                             nullptr},
+           s);
+    record(actions, rewards, dones, mask, x_next, s);
   }
 
  private:
-  RolloutEnvArgs<Env> args(int32_t t, const RolloutRun* run, const int32_t* actions, float* rewards, uint8_t* dones,
-                           float* mask, float* x_next) {
-    return RolloutEnvArgs<Env>{p_,      layout_, trials_, t,      run,       tasks_.data(),          states_.data(),
-                               obs_.data(), actions, rewards, dones, x_next, episodes_, episodes_done_.data(), mask};
+  void record(const int32_t* actions, const float* rewards, const uint8_t* dones, float* mask, float* x_next,
+              cudaStream_t s) {
+    launch(ops::RolloutRecord{layout_, trials_, episodes_, ColumnRendered<Env>, obs_.data(), actions, rewards, dones,
+                              episodes_done_.data(), mask, x_next},
+           s);
+    if constexpr (ColumnRendered<Env>)
+      if (x_next) launch(ops::EnvRender<Env>{p_, trials_, tasks_.data(), states_.data(), x_next, layout_.size()}, s);
   }
 
   typename Env::Params p_;
@@ -165,13 +128,7 @@ NetShape plain(const GruShape& g) { return NetShape{g, false, {}}; }
 
 // Device bytes of the maze rollout's encoder (activations and workspace of `rows` rows); 0 without one.
 double encoder_bytes(const NetShape& s, int64_t rows) {
-#if defined(RL2_WITH_CUDNN)
   return s.encoder ? CudnnEncoder::bytes(s.enc, rows) : 0.0;
-#else
-  (void)s;
-  (void)rows;
-  return 0.0;
-#endif
 }
 
 }  // namespace
@@ -179,10 +136,6 @@ double encoder_bytes(const NetShape& s, int64_t rows) {
 void validate_rollout(const EnvConfig& cfg, const NetShape& policy, const NetShape& baseline, int64_t trials) {
   cfg.validate();
   const bool maze = cfg.kind == EnvKind::kMaze;
-#if !defined(RL2_WITH_CUDNN)
-  RL2_REQUIRE(!maze, "the CUDA rollout plays the maze with the cuDNN conv encoder, and this build has no cuDNN "
-                     "(not found at build time); use --device cpu");
-#endif
   RL2_REQUIRE(policy.encoder == maze && baseline.encoder == maze,
               maze ? "the CUDA rollout plays the maze with the conv encoder in front of the GRU; these networks have "
                      "none (pass TrainConfig::policy_shape() / baseline_shape())"
@@ -206,10 +159,12 @@ void validate_rollout(const EnvConfig& cfg, const NetShape& policy, const NetSha
     RL2_CHECK(policy.gru.input == policy.enc.out() && baseline.gru.input == baseline.enc.out(),
               "CudaRollout: the GRU's input must be the encoder's output");
   }
-  RL2_CHECK(policy.gru.out == A, "CudaRollout: the policy head must have one output per action (" + std::to_string(A) + ")");
+  RL2_CHECK(policy.gru.out == A,
+            "CudaRollout: the policy head must have one output per action (" + std::to_string(A) + ")");
   RL2_CHECK(baseline.gru.out == 1, "CudaRollout: the baseline head must have one output");
-  RL2_CHECK(policy.gru.hidden >= 1 && policy.gru.hidden == baseline.gru.hidden && policy.gru.input == baseline.gru.input,
-            "CudaRollout: the policy and the baseline must have the same input and hidden sizes (DESIGN.md section 3)");
+  RL2_CHECK(
+      policy.gru.hidden >= 1 && policy.gru.hidden == baseline.gru.hidden && policy.gru.input == baseline.gru.input,
+      "CudaRollout: the policy and the baseline must have the same input and hidden sizes (DESIGN.md section 3)");
 }
 
 void validate_rollout(const EnvConfig& cfg, const GruShape& policy, const GruShape& baseline, int64_t trials) {
@@ -239,7 +194,7 @@ int64_t rollout_fixed_bytes(const EnvConfig& cfg, const NetShape& policy, const 
   const int64_t G = policy.gru.input, H = policy.gru.hidden;
   const int64_t params = align_up(policy.size()) + baseline.size();
   int64_t fixed = 4 * (params + 6 * H * G + 6 * H * H) + static_cast<int64_t>(kCublasWorkspaceBytes) +
-                  static_cast<int64_t>(sizeof(RolloutRun));
+                  static_cast<int64_t>(sizeof(RunIds));
   if (policy.encoder) fixed += kCudnnHandleBytes + static_cast<int64_t>(encoder_bytes(policy, 1));
   return fixed;
 }
@@ -281,14 +236,12 @@ struct CudaRollout::Impl {
   int32_t I, G, A, H;  // x's width, the GRU's input (I, or the encoder's output), actions, hidden units
   // Members are destroyed in reverse order: the buffers go first (after ~Impl has waited for the stream),
   // then the graph, the encoder, the cuDNN and cuBLAS handles, cuBLAS's workspace, and the stream last.
-  Stream stream;
+  StreamOwner stream = make_stream();
   DeviceBuffer<unsigned char> workspace;  // cuBLAS's, fixed (kCublasWorkspaceBytes)
-  Blas blas;
-#if defined(RL2_WITH_CUDNN)
-  Dnn dnn;                                // the maze only
+  BlasOwner blas = make_blas();
+  DnnOwner dnn;                           // the maze only
   std::unique_ptr<CudnnEncoder> encoder;  // the maze only: N rows, used with each network's parameters
-#endif
-  GraphExec exec;
+  GraphExecOwner exec;
   std::unique_ptr<EnvPart> env;
   DeviceBuffer<float> params;  // [policy (aligned) | baseline] flat vectors as uploaded
   DeviceBuffer<float> w_ih;    // [6H, G] packed input weights: policy rows, then baseline rows
@@ -300,7 +253,7 @@ struct CudaRollout::Impl {
   DeviceBuffer<float> logp, probs, rewards, values, mask;
   DeviceBuffer<int32_t> actions;
   DeviceBuffer<uint8_t> dones;
-  DeviceBuffer<RolloutRun> run;
+  DeviceBuffer<RunIds> run;
 
   Impl(const EnvConfig& c, const NetShape& p, const NetShape& b, int64_t trials, RolloutOptions o)
       : cfg(c), pol(p), base(b), lp(gru_layout(p.gru)), lb(gru_layout(b.gru)), opt(o), N(trials),
@@ -323,29 +276,27 @@ struct CudaRollout::Impl {
     rewards = DeviceBuffer<float>(n(T * N));
     values = DeviceBuffer<float>(n(T * N));
     mask = DeviceBuffer<float>(n(T * N));
-    RL2_CUDA_CHECK(cudaMemsetAsync(mask.data(), 0, mask.bytes(), stream.s));  // read (counted) before the first run
+    RL2_CUDA_CHECK(cudaMemsetAsync(mask.data(), 0, mask.bytes(), stream.get()));  // read (counted) before the first run
     actions = DeviceBuffer<int32_t>(n(T * N));
     dones = DeviceBuffer<uint8_t>(n(T * N));
-    run = DeviceBuffer<RolloutRun>(1);
+    run = DeviceBuffer<RunIds>(1);
     workspace = DeviceBuffer<unsigned char>(kCublasWorkspaceBytes);
-#if defined(RL2_WITH_CUDNN)
     if (pol.encoder) {
-      RL2_CUDNN_CHECK(cudnnCreate(&dnn.h));
-      RL2_CUDNN_CHECK(cudnnSetStream(dnn.h, stream.s));
-      RL2_CUBLAS_CHECK(cublasSetStream(blas.h, stream.s));
-      encoder = std::make_unique<CudnnEncoder>(dnn.h, blas.h, stream.s, pol.enc, N);
+      dnn = make_dnn();
+      RL2_CUDNN_CHECK(cudnnSetStream(dnn.get(), stream.get()));
+      RL2_CUBLAS_CHECK(cublasSetStream(blas.get(), stream.get()));
+      encoder = std::make_unique<CudnnEncoder>(dnn.get(), blas.get(), stream.get(), pol.enc, N);
       ey = DeviceBuffer<float>(n(2 * N * G));
     }
-#endif
     RL2_CHECK(!pol.encoder || ey.size() > 0, "CudaRollout: the maze needs the cuDNN encoder (a build with cuDNN)");
     // After the encoder (which may set the handle's stream itself) and cublasSetStream, which resets the
     // workspace to cuBLAS's own pool: ours is fixed, so graph capture never makes cuBLAS allocate.
-    RL2_CUBLAS_CHECK(cublasSetStream(blas.h, stream.s));
-    RL2_CUBLAS_CHECK(cublasSetWorkspace(blas.h, workspace.data(), workspace.bytes()));
-    RL2_CUBLAS_CHECK(cublasSetMathMode(blas.h, opt.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-    RL2_CUDA_CHECK(cudaStreamSynchronize(stream.s));  // the zeroed mask is visible to other streams' readers
+    RL2_CUBLAS_CHECK(cublasSetStream(blas.get(), stream.get()));
+    RL2_CUBLAS_CHECK(cublasSetWorkspace(blas.get(), workspace.data(), workspace.bytes()));
+    RL2_CUBLAS_CHECK(cublasSetMathMode(blas.get(), opt.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    RL2_CUDA_CHECK(cudaStreamSynchronize(stream.get()));  // the zeroed mask is visible to other streams' readers
   }
-  ~Impl() { cudaStreamSynchronize(stream.s); }  // no buffer is freed under queued work
+  ~Impl() { cudaStreamSynchronize(stream.get()); }  // no buffer is freed under queued work
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
@@ -358,24 +309,23 @@ struct CudaRollout::Impl {
     const int m3 = static_cast<int>(3 * H), n = static_cast<int>(N);
     if (!pol.encoder) {
       // gi_cm [6H, N] = W_ih_cat_cm [I, 6H]ᵀ · x_cm [I, N]   (both networks read the same x)
-      RL2_CUBLAS_CHECK(cublasSgemm(blas.h, CUBLAS_OP_T, CUBLAS_OP_N, 2 * m3, n, I, &one, w_ih.data(), I, xt, I, &zero,
-                                   gi.data(), 2 * m3));
+      RL2_CUBLAS_CHECK(cublasSgemm(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, 2 * m3, n, I, &one, w_ih.data(), I, xt, I,
+                                   &zero, gi.data(), 2 * m3));
       return;
     }
-#if defined(RL2_WITH_CUDNN)
     // y[net] [N, G] = encoder(xt) with each network's encoder parameters (after its GRU and head).
     encoder->forward(pp() + pol.gru_size(), xt, N, ey.data());
     encoder->forward(bp() + base.gru_size(), xt, N, ey.data() + N * G);
     // Rows net·3H .. net·3H + 3H of gi_cm [6H, N]:  W_ih_cm[net] [G, 3H]ᵀ · y_cm[net] [G, N]   (ldc = 6H)
     for (int net = 0; net < 2; ++net)
-      RL2_CUBLAS_CHECK(cublasSgemm(blas.h, CUBLAS_OP_T, CUBLAS_OP_N, m3, n, G, &one, w_ih.data() + int64_t{net} * m3 * G,
-                                   G, ey.data() + net * N * G, G, &zero, gi.data() + int64_t{net} * m3, 2 * m3));
-#endif
+      RL2_CUBLAS_CHECK(cublasSgemm(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, m3, n, G, &one,
+                                   w_ih.data() + int64_t{net} * m3 * G, G, ey.data() + net * N * G, G, &zero,
+                                   gi.data() + int64_t{net} * m3, 2 * m3));
   }
 
   // Queues one whole rollout on the stream (eagerly, or into a capture).
   void enqueue() {
-    cudaStream_t s = stream.s;
+    cudaStream_t s = stream.get();
     const int64_t ih = 3 * int64_t{H} * G, hh = 3 * int64_t{H} * H, nh = N * H;
     RL2_CUDA_CHECK(cudaMemcpyAsync(w_ih.data(), pp() + lp.weight_ih, ih * 4, cudaMemcpyDeviceToDevice, s));
     RL2_CUDA_CHECK(cudaMemcpyAsync(w_ih.data() + ih, bp() + lb.weight_ih, ih * 4, cudaMemcpyDeviceToDevice, s));
@@ -391,37 +341,39 @@ struct CudaRollout::Impl {
       float* h_next = h.data() + ((t + 1) % 2) * 2 * nh;
       input_projection(xt);
       // gh_cm[net] [3H, N] = W_hh_cm[net] [H, 3H]ᵀ · h_cm[net] [H, N]
-      RL2_CUBLAS_CHECK(cublasSgemmStridedBatched(blas.h, CUBLAS_OP_T, CUBLAS_OP_N, m3, n, H, &one, w_hh.data(), H, hh,
-                                                 h_cur, H, nh, &zero, gh.data(), m3, N * 3 * H, 2));
-      GruGateArgs g{N, H, gi.data(), gh.data(), h_cur, h_next, {pp() + lp.bias_ih, bp() + lb.bias_ih},
-                    {pp() + lp.bias_hh, bp() + lb.bias_hh}};
-      launch_gru_gates(g, s);
+      RL2_CUBLAS_CHECK(cublasSgemmStridedBatched(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, m3, n, H, &one, w_hh.data(), H,
+                                                 hh, h_cur, H, nh, &zero, gh.data(), m3, N * 3 * H, 2));
+      launch(ops::GruGates{N, H, gi.data(), gh.data(), h_cur, h_next, {pp() + lp.bias_ih, bp() + lb.bias_ih},
+                           {pp() + lp.bias_hh, bp() + lb.bias_hh}},
+             s);
       const int64_t k = t * N;
       HeadArgs ha{N, H, A, static_cast<int32_t>(t), run.data(), h_next,
                   pp() + lp.head_w, pp() + lp.head_b, bp() + lb.head_w, bp() + lb.head_b,
                   actions.data() + k, logp.data() + k, probs.data() + k * A, values.data() + k};
       launch_rollout_heads(ha, s);
       float* x_next = t + 1 < T ? x.data() + ((t + 1) % x_steps) * N * I : nullptr;
-      env->step(static_cast<int32_t>(t), actions.data() + k, rewards.data() + k, dones.data() + k, mask.data() + k,
+      env->step(actions.data() + k, rewards.data() + k, dones.data() + k, mask.data() + k,
                 x_next, run.data(), s);
     }
   }
 
   void capture() {
     cudaGraph_t graph = nullptr;
-    RL2_CUDA_CHECK(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeThreadLocal));
+    RL2_CUDA_CHECK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
     try {
       enqueue();
     } catch (...) {
-      cudaStreamEndCapture(stream.s, &graph);  // leaves the stream usable; the error is the one thrown
+      cudaStreamEndCapture(stream.get(), &graph);  // leaves the stream usable; the error is the one thrown
       if (graph) cudaGraphDestroy(graph);
       cudaGetLastError();
       throw;
     }
-    RL2_CUDA_CHECK(cudaStreamEndCapture(stream.s, &graph));
-    const cudaError_t err = cudaGraphInstantiate(&exec.g, graph, 0);
+    RL2_CUDA_CHECK(cudaStreamEndCapture(stream.get(), &graph));
+    cudaGraphExec_t g = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&g, graph, 0);
     cudaGraphDestroy(graph);  // the executable graph keeps its own copy
     RL2_CUDA_CHECK(err);
+    exec.reset(g);
   }
 };
 
@@ -442,16 +394,16 @@ CudaRollout& CudaRollout::operator=(CudaRollout&&) noexcept = default;
 void CudaRollout::run(const float* policy_params_host, const float* baseline_params_host, uint64_t seed,
                       uint64_t first_trial) {
   Impl& m = *impl_;
-  cudaStream_t s = m.stream.s;
+  cudaStream_t s = m.stream.get();
   // From pageable memory these copies are staged before they return, so the caller may reuse its vectors.
   RL2_CUDA_CHECK(cudaMemcpyAsync(m.params.data(), policy_params_host, static_cast<size_t>(m.pol.size()) * 4,
                                  cudaMemcpyHostToDevice, s));
   RL2_CUDA_CHECK(cudaMemcpyAsync(m.params.data() + m.base_offset, baseline_params_host,
                                  static_cast<size_t>(m.base.size()) * 4, cudaMemcpyHostToDevice, s));
-  const RolloutRun r{seed, first_trial};
+  const RunIds r{seed, first_trial};
   RL2_CUDA_CHECK(cudaMemcpyAsync(m.run.data(), &r, sizeof r, cudaMemcpyHostToDevice, s));
-  if (m.exec.g) {
-    RL2_CUDA_CHECK(cudaGraphLaunch(m.exec.g, s));
+  if (m.exec) {
+    RL2_CUDA_CHECK(cudaGraphLaunch(m.exec.get(), s));
     return;
   }
   // First run (or graphs off): launch eagerly. That also loads every kernel (ours and cuBLAS's) before a
@@ -470,11 +422,11 @@ void CudaRollout::run(const float* policy_params_host, const float* baseline_par
   }
 }
 
-void CudaRollout::synchronize() const { RL2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.s)); }
+void CudaRollout::synchronize() const { RL2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.get())); }
 
 RolloutHost CudaRollout::copy_to_host() const {
   const Impl& m = *impl_;
-  cudaStream_t s = m.stream.s;
+  cudaStream_t s = m.stream.get();
   RolloutHost out;
   out.steps = m.T;
   out.trials = m.N;
@@ -499,7 +451,7 @@ int64_t CudaRollout::trials() const { return impl_->N; }
 int64_t CudaRollout::steps() const { return impl_->T; }
 int32_t CudaRollout::input_size() const { return impl_->I; }
 int32_t CudaRollout::num_actions() const { return impl_->A; }
-bool CudaRollout::graph_captured() const { return impl_->exec.g != nullptr; }
+bool CudaRollout::graph_captured() const { return impl_->exec != nullptr; }
 const float* CudaRollout::x() const { return impl_->x.data(); }
 const int32_t* CudaRollout::actions() const { return impl_->actions.data(); }
 const float* CudaRollout::logp() const { return impl_->logp.data(); }

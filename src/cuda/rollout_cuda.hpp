@@ -27,6 +27,7 @@
 #include "rl2/env/env.hpp"
 #include "rl2/policy/gru.hpp"
 #include "rl2/policy/network.hpp"
+#include "rl2/policy/rollout_ops.hpp"  // kRolloutMaxActions
 
 namespace rl2 {
 
@@ -47,8 +48,6 @@ struct RolloutHost {
   std::vector<double> totals;    // [N] total reward of each trial, summed over t in order (as the CPU)
 };
 
-// Largest action count the rollout handles (the head kernel keeps logits and probabilities in shared memory).
-constexpr int32_t kRolloutMaxActions = 1024;
 
 struct RolloutOptions {
   bool use_graph = true;    // false: launch every step's work eagerly each run (for tests and profiling);

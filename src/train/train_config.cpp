@@ -1,12 +1,9 @@
-// TrainConfig validation and derived sizes; the Learner factory (CPU, or CUDA for bandit and MDP).
+// TrainConfig validation and derived sizes; the checks and bookkeeping every backend's learner shares.
 #include <algorithm>
 #include <cmath>
 
 #include "rl2/core/check.hpp"
 #include "rl2/train/learner.hpp"
-#if defined(RL2_WITH_CUDNN)
-#include "cuda/backend_cuda.hpp"
-#endif
 
 namespace rl2 {
 
@@ -72,17 +69,6 @@ void check_state_fits(const TrainState& current, const TrainState& s) {
   RL2_REQUIRE(s.policy.size() == current.policy.size() && s.baseline.size() == current.baseline.size() &&
                   fits(s.baseline_adam, current.baseline.size()) && fits(s.policy_adam, current.policy.size()),
               "the checkpoint's network sizes do not match this configuration (--hidden, --env and its sizes)");
-}
-
-std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
-  if (device == Device::kCpu) return make_cpu_learner(cfg);
-#if defined(RL2_WITH_CUDNN)
-  return make_cuda_learner(cfg);
-#elif defined(RL2_WITH_CUDA)
-  throw InputError("this build's CUDA backend has no cuDNN (not found at build time), so it cannot train; use --device cpu");
-#else
-  throw InputError("this build has no CUDA backend (no nvcc at build time); use --device cpu");
-#endif
 }
 
 void TrialTracker::count(EvalResult* ep, int64_t trial, int64_t t, int64_t T, int32_t episodes, int32_t action,

@@ -34,13 +34,13 @@ struct CudaLibraryVersion {
   int built_major = 0, runtime_major = 0;
 };
 
-// Only in builds with the CUDA backend (RL2_WITH_CUDA; src/cuda/device_cuda.cpp). Asks the loaded libraries
+// Only in builds with the CUDA backend (RL2_WITH_CUDA; src/core/device_cuda.cpp). Asks the loaded libraries
 // (cublasGetProperty, cudnnGetVersion: no device, no handle needed); never call it during static
 // initialisation. The libraries are linked, so a process that runs has them loaded.
 std::vector<CudaLibraryVersion> cuda_library_versions();
 // Throws rl2::Error, one line naming the library and both versions, when a library's major version at run
 // time differs from the build's (a different ABI: its calls cannot be trusted). Host logic, in every build
-// (src/cpu/device.cpp), so CPU CI runs it.
+// (src/core/device.cpp), so CPU CI runs it.
 void require_cuda_library_majors(const std::vector<CudaLibraryVersion>& libs);
 
 // "auto" | "cpu" | "cuda" -> Device. auto picks CUDA when usable. "cuda" without a usable GPU throws

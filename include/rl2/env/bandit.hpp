@@ -2,7 +2,7 @@
 //
 // Task: p_i ~ U[0,1] for each of k arms. An episode is one pull (horizon 1); reward ~ Bernoulli(p_a).
 // A trial is `episodes` pulls of one task. Pure functions over plain data, shared by the CPU loop and
-// the CUDA kernel (kernels/env_step.cu); every random number comes from rl2::philox_bits.
+// the CUDA kernel (env_ops.hpp's ops, kernels/step_ops.cu); every random number comes from rl2::philox_bits.
 #pragma once
 
 #include <cstdint>

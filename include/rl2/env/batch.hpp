@@ -62,14 +62,15 @@ class EnvBatch {
 // (the message says how much it needs, how much there is and how many trials would fit).
 void check_batch_fits(Device device, const EnvConfig& cfg, int64_t trials);
 
-// Builds a batch on `device`; throws InputError when `trials` < 1 or the batch would not fit in the
-// device's memory (the message says how much it needs and how much there is).
-std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials);
+class Backend;
 
-// Backend factories (make_env_batch dispatches to these).
-std::unique_ptr<EnvBatch> make_cpu_env_batch(const EnvConfig& cfg, int64_t trials);
-#if defined(RL2_WITH_CUDA)
-std::unique_ptr<EnvBatch> make_cuda_env_batch(const EnvConfig& cfg, int64_t trials);
-#endif
+// A batch on `backend` (include/rl2/train/backend.hpp), which must outlive it; or on a backend of its own.
+// InputError when `trials` < 1 or the batch would not fit in the backend's memory (the message says how
+// much it needs and how much there is).
+std::unique_ptr<EnvBatch> make_env_batch(Backend& backend, const EnvConfig& cfg, int64_t trials);
+std::unique_ptr<EnvBatch> make_env_batch(std::unique_ptr<Backend> backend, const EnvConfig& cfg, int64_t trials);
+// On a new backend of `device` (src/train/backends.cpp); InputError when the device is not usable.
+std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials);
+std::unique_ptr<EnvBatch> make_cpu_env_batch(const EnvConfig& cfg, int64_t trials);  // make_env_batch(kCpu, ...)
 
 }  // namespace rl2

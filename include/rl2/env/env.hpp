@@ -38,7 +38,7 @@ int32_t parse_maze_layout(const std::string& name);  // throws InputError for an
 std::string maze_layout_name(int32_t layout);
 
 // Environments whose observation is drawn one column per thread (the maze): the CUDA kernels render their
-// view with render_column (kernels/launch.cuh) instead of calling observe() per trial.
+// view with render_column (env_ops.hpp's EnvRender, one item per column) instead of calling observe() per trial.
 template <class Env>
 concept ColumnRendered = requires(const typename Env::Params& p, const float* task, const typename Env::State& s,
                                   float* obs) {

@@ -16,7 +16,7 @@
 // Observation: [3, 30, 40] RGB in [-1, 1] (CHW), raycast per column by DDA with a camera plane
 // (Lode Vandevenne's raycasting tutorial): ray = dir + plane * (2 col / W - 1), |plane| = 0.66 (66 deg).
 // Parallel layout: sample_task/reset/step run one thread per trial; render_column is one column, so
-// the GPU renders one thread per column (kernels/env_step.cu) and observe() loops over the columns.
+// the GPU renders one thread per column (env_ops.hpp's EnvRender) and observe() loops over the columns.
 // Arithmetic is + - * / and comparisons on floats with a literal direction table (no libm), so the
 // CPU (-ffp-contract=off) and the GPU (-fmad=false) agree bit for bit.
 #pragma once

@@ -1,5 +1,5 @@
 // The GRU's gate update for one unit, written once (RL2_HD): the CPU's GRU (src/cpu/gru_cpu.cpp) and the
-// CUDA rollout's gate kernel (kernels/rollout.cu) both run it, so on identical projections they compute
+// CUDA rollout (ops::GruGates below, kernels/step_ops.cu) both run it, so on identical projections they compute
 // identical bits (host: -ffp-contract=off; device: -fmad=false, no libm call on either side).
 //
 // exp without a libm call, so the CPU's gate loops vectorise (libm's expf and tanhf took a third of the
@@ -68,5 +68,32 @@ RL2_HD_INLINE float gru_unit(int64_t H, int64_t j, const float* __restrict__ gi,
   n = tanh_approx(gi[2 * H + j] + b_ih[2 * H + j] + r * hn);
   return (1.0f - z) * n + z * h;
 }
+
+
+namespace ops {
+
+// The fused gate update of the rollout's two networks after their GEMMs: item e of [2, N, H] is unit j of
+// trial i of network net (0 the policy, 1 the baseline; same input and hidden sizes).
+struct GruGates {
+  int64_t trials;
+  int32_t hidden;
+  const float* gi;  // [N, 2, 3H] x W_ihᵀ of both networks (one GEMM over the packed W_ih [6H, I])
+  const float* gh;  // [2, N, 3H] h W_hhᵀ per network
+  const float* h;   // [2, N, H] before the step
+  float* h_next;    // [2, N, H] after it
+  const float* b_ih[2];
+  const float* b_hh[2];
+  int64_t count() const { return 2 * trials * hidden; }
+  RL2_HD void operator()(int64_t e) const {
+    const int64_t H = hidden, NH = trials * H;
+    const int net = e >= NH ? 1 : 0;
+    const int64_t k = e - net * NH, i = k / H, j = k - i * H;
+    float r, z, n, hn;
+    h_next[e] = gru_unit(H, j, gi + (i * 2 + net) * 3 * H, gh + (net * trials + i) * 3 * H, b_ih[net], b_hh[net], h[e],
+                         r, z, n, hn);
+  }
+};
+
+}  // namespace ops
 
 }  // namespace rl2

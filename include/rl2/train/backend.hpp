@@ -2,7 +2,8 @@
 // The trainer holds every piece of training logic (the iteration, advantages, the policy objective of
 // TRPO and PPO, the baseline fit, evaluation); a backend only stores arrays and runs primitives on them:
 //   memory        Buffer<T> in the backend's memory (host on the CPU, device on CUDA), copies
-//   step ops      the per-element bodies of step_ops.hpp (one arithmetic for every backend)
+//   step ops      the per-element bodies of step_ops.hpp, env_ops.hpp and rollout_ops.hpp (one arithmetic
+//                 for every backend; environments run on any backend through make_env_batch)
 //   reductions    in double, in an order fixed by the sizes alone (never by the thread count)
 //   networks      forward and backward of one network (network.hpp) over a batch of whole trials, the
 //                 Jacobian-vector product where the backend has one (the CPU; cuDNN has no forward mode)
@@ -18,6 +19,7 @@
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
 #include "rl2/policy/network.hpp"
+#include "rl2/policy/rollout_ops.hpp"
 #include "rl2/train/step_ops.hpp"
 
 namespace rl2 {
@@ -112,10 +114,12 @@ class Backend {
     return out;
   }
 
-  // ---- step ops: runs op(k) for k in [0, op.count()) ----
+  // ---- step ops: runs op(k) for k in [0, op.count()) (training's, the environments' and the rollout's) ----
 #define RL2_BACKEND_RUN(Op) virtual void run(const ops::Op& op) = 0;
   RL2_STEP_OPS(RL2_BACKEND_RUN)
+  RL2_ROLLOUT_OPS(RL2_BACKEND_RUN)
 #undef RL2_BACKEND_RUN
+  virtual void synchronize() = 0;  // waits until every queued call has finished (no-op on the CPU)
 
   // ---- reductions (double; mask [T, N] or nullptr; the CPU's order: core/chunks.hpp) ----
   // Σ over the active steps of a [T, N] array.
@@ -151,7 +155,7 @@ Buffer<T>::~Buffer() {
 }
 
 std::unique_ptr<Backend> make_cpu_backend();
-#if defined(RL2_WITH_CUDNN)
+#if defined(RL2_WITH_CUDA)
 std::unique_ptr<Backend> make_cuda_backend();  // needs a usable GPU (InputError otherwise)
 #endif
 

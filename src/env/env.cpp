@@ -121,18 +121,4 @@ void check_batch_fits(Device device, const EnvConfig& cfg, int64_t trials) {
                    (fit > 0 ? " (at most " + std::to_string(fit) + " trials fit)" : ""));
 }
 
-std::unique_ptr<EnvBatch> make_env_batch(Device device, const EnvConfig& cfg, int64_t trials) {
-  if (device == Device::kCuda) {
-#if defined(RL2_WITH_CUDA)
-    RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
-    check_batch_fits(device, cfg, trials);
-    return make_cuda_env_batch(cfg, trials);
-#else
-    throw InputError("this rl2-cuda was built without the CUDA backend");
-#endif
-  }
-  check_batch_fits(device, cfg, trials);
-  return make_cpu_env_batch(cfg, trials);
-}
-
 }  // namespace rl2

@@ -3,9 +3,7 @@
 // versions of the CUDA libraries the build links, as built and as loaded (`rl2-cuda info`).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#if defined(RL2_WITH_CUDNN)
 #include <cudnn.h>
-#endif
 
 #include <mutex>
 
@@ -76,14 +74,12 @@ std::vector<CudaLibraryVersion> cuda_library_versions() {
     blas.runtime_major = major;
   }
   libs.push_back(blas);
-#if defined(RL2_WITH_CUDNN)
   // cuDNN 9 encodes its version as major * 10000 + minor * 100 + patch, as CUDNN_VERSION does.
   const size_t v = cudnnGetVersion();
   const int dnn_major = static_cast<int>(v / 10000);
   libs.push_back({"cuDNN", dotted(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL),
                   dotted(dnn_major, static_cast<int>(v / 100 % 100), static_cast<int>(v % 100)), CUDNN_MAJOR,
                   dnn_major});
-#endif
   return libs;
 }
 

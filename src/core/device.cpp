@@ -1,5 +1,5 @@
 // Backend choice and machine facts: --device resolution, host memory, build information.
-// The CUDA probe itself lives in src/cuda/device_cuda.cpp; a CPU-only build reports "not built".
+// The CUDA probe itself lives in src/core/device_cuda.cpp; a CPU-only build reports "not built".
 #include "rl2/core/device.hpp"
 
 #include <cstdio>

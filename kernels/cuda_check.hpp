@@ -1,10 +1,13 @@
-// CUDA and cuBLAS error checks and RAII device memory (move-only), in the manner of tiny-cuda-nn's GPUMemory.
+// CUDA and cuBLAS error checks, and owners (RAII) of device memory (move-only, in the manner of tiny-cuda-nn's
+// GPUMemory), streams, cuBLAS handles and executable graphs: the lowest layer of the CUDA backend.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <memory>
+#include <type_traits>
 #include <string>
 #include <utility>
 
@@ -58,5 +61,38 @@ class DeviceBuffer {
   T* ptr_ = nullptr;
   size_t count_ = 0;
 };
+
+// Owners of CUDA objects, each destroyed by the library's own destroy call (a stream first waits for its
+// work). The library functions are only ever called, never taken by address, so the dynamic linker still
+// binds them lazily (`rl2-cuda info` names a wrong cuBLAS or cuDNN instead of failing to load).
+template <auto Destroy>
+struct DestroyWith {
+  template <class P>
+  void operator()(P p) const {
+    Destroy(p);
+  }
+};
+template <class Handle, auto Destroy>
+using Owned = std::unique_ptr<std::remove_pointer_t<Handle>, DestroyWith<Destroy>>;
+inline void destroy_stream(cudaStream_t s) {
+  cudaStreamSynchronize(s);
+  cudaStreamDestroy(s);
+}
+inline void destroy_blas(cublasHandle_t h) { cublasDestroy(h); }
+inline void destroy_graph_exec(cudaGraphExec_t g) { cudaGraphExecDestroy(g); }
+using StreamOwner = Owned<cudaStream_t, destroy_stream>;
+using BlasOwner = Owned<cublasHandle_t, destroy_blas>;
+using GraphExecOwner = Owned<cudaGraphExec_t, destroy_graph_exec>;
+
+inline StreamOwner make_stream() {  // non-blocking
+  cudaStream_t s = nullptr;
+  RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return StreamOwner(s);
+}
+inline BlasOwner make_blas() {
+  cublasHandle_t h = nullptr;
+  RL2_CUBLAS_CHECK(cublasCreate(&h));
+  return BlasOwner(h);
+}
 
 }  // namespace rl2
