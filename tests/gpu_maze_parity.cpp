@@ -19,7 +19,7 @@
 //     state before the iteration, whose mean return equals the learner's to 1e-12 relative), at least one
 //     finished trial (masked steps), <= 1
 //     differing action; mean return exact when none differs; entropy and explained variance within 1e-4;
-//     the policy step relative L2 <= 1e-2 (TRPO) / 2e-3 (PPO) as tests/gpu_learner_parity.cpp; parameters
+//     the policy step relative L2 <= 1e-2 (TRPO) / per element as tests/gpu_learner_parity.cpp (PPO); parameters
 //     after the step within 1e-3 relative L2; the baseline's step <= 1e-2.
 //   d evaluate() on the small (5x5, 5 episodes) and large (9x9, 4x horizon) settings: per-trial totals,
 //     episode lengths and successes identical on every trial whose actions agree; at most n/8 trials differ.
@@ -420,7 +420,12 @@ TEST_P(GpuMazeIteration, OneIterationMatchesTheCpuLearner) {
   EXPECT_EQ(ag.iteration, 1);
   EXPECT_EQ(ag.baseline_adam.t, ac.baseline_adam.t);
   EXPECT_EQ(ag.policy_adam.t, ac.policy_adam.t);
-  EXPECT_LE(pol_step, cfg.algo == "ppo" ? 2e-3 : 1e-2);
+  if (cfg.algo == "ppo")  // per element (numeric_test_util.hpp: noise-gradient parameters may step apart)
+    EXPECT_EQ(test::adam_steps_disagree(minus(ag.policy, before.policy), minus(ac.policy, before.policy), cfg.ppo.lr,
+                                        ac.policy_adam.t - before.policy_adam.t, 2e-3),
+              "");
+  else
+    EXPECT_LE(pol_step, 1e-2);
   EXPECT_LE(pol_after, 1e-3);
   EXPECT_LE(base_step, 1e-2);
 #endif

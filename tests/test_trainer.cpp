@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "numeric_test_util.hpp"
 #include "objective_test_util.hpp"
 #include "rl2/algo/adam.hpp"
 #include "rl2/algo/cg.hpp"
@@ -612,6 +613,41 @@ TEST(Trainer, PpoUpdateImprovesAndNonFiniteChangesNothing) {
   o.obj.set_adam(&fresh);
   EXPECT_EQ(ppo_update(o.obj, cfg, 1, 0).status, UpdateStatus::kNonFinite);
   EXPECT_EQ(o.params, f.params);
+}
+
+// The per-element rule the GPU tests judge PPO steps by (numeric_test_util.hpp, adam_steps_disagree): two
+// updates from parameters that differ only at float-noise level (what two backends' roundings do) agree
+// under it, while a step that is negated or scaled by 1% does not.
+TEST(Trainer, AdamStepRuleToleratesNoiseButNotBugs) {
+  Fixture f;
+  PpoConfig cfg;
+  cfg.minibatches = 2;
+  const auto step_from = [&](const std::vector<float>& start, int64_t* adam_steps) {
+    CpuObjective o(NetShape{f.shape, false, {}}, start, f.batch());
+    BackendAdam adam;  // after o: its moments are freed through o's backend
+    o.obj.set_adam(&adam);
+    EXPECT_EQ(ppo_update(o.obj, cfg, 1, 0).status, UpdateStatus::kAccepted);
+    *adam_steps = adam.t;
+    std::vector<float> step(start.size());
+    for (size_t i = 0; i < step.size(); ++i) step[i] = o.params[i] - start[i];
+    return step;
+  };
+  std::vector<float> nudged = f.params;  // one ulp on every other parameter
+  for (size_t i = 0; i < nudged.size(); i += 2) nudged[i] = std::nextafter(nudged[i], 1e30f);
+  int64_t t = 0, t2 = 0;
+  const std::vector<float> a = step_from(f.params, &t), b = step_from(nudged, &t2);
+  ASSERT_EQ(t, t2);
+  size_t differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+  EXPECT_GT(differ, a.size() / 10);  // the nudge reached the steps (53 of 318 here)
+  EXPECT_EQ(test::adam_steps_disagree(a, b, cfg.lr, t, 2e-3), "");
+  std::vector<float> negated = a, scaled = a;
+  for (size_t i = 0; i < a.size(); ++i) {
+    negated[i] = -a[i];
+    scaled[i] = 1.01f * a[i];
+  }
+  EXPECT_NE(test::adam_steps_disagree(negated, b, cfg.lr, t, 2e-3), "");
+  EXPECT_NE(test::adam_steps_disagree(scaled, b, cfg.lr, t, 2e-3), "");
 }
 
 // PPO's cheap measurements: surrogate_old (no forward) equals the full surrogate at theta_old; a minibatch

@@ -21,10 +21,8 @@
 #include "rl2/env/batch.hpp"
 #include "rl2/train/learner.hpp"
 #include "rl2/train/run.hpp"
-#if defined(RL2_WITH_CUDA)
-#include "cuda/rollout_cuda.hpp"
 #include "rl2/policy/network.hpp"
-#endif
+#include "rl2/train/backend.hpp"
 
 namespace rl2 {
 namespace {
@@ -79,23 +77,20 @@ constexpr int32_t kRolloutHidden = 256;  // DESIGN.md section 9's target configu
 
 // The CUDA rollout at each size: one warm-up run (eager launch + graph capture), then replays until a
 // quarter second has been timed (at most 50). Returns {"hidden", "results": [...]} or {"hidden", "skipped"}.
-nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe_unused]] const std::vector<int64_t>& sizes,
+nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, const std::vector<int64_t>& sizes,
                              std::ostream& human) {
   nlohmann::json out = {{"what", "env + policy + baseline"}, {"hidden", kRolloutHidden}};
   human << "rollout steps/s (env + policy + baseline, GRU " << kRolloutHidden << "), " << cfg.describe() << "\n";
   std::string why;
   if (g.device == "cpu") why = "not run with --device cpu";
   else if (!cuda_probe().usable) why = "no usable GPU: " + cuda_probe().reason;
-#if !defined(RL2_WITH_CUDA)
-  why = "built without the CUDA backend";
-#endif
   if (!why.empty()) {
     human << "  cuda   " << why << "\n";
     out["skipped"] = why;
     return out;
   }
   out["results"] = nlohmann::json::array();
-#if defined(RL2_WITH_CUDA)
+  const std::unique_ptr<Backend> be = make_backend(Device::kCuda);
   TrainConfig tc;  // the training networks (the maze: conv encoder -> GRU -> head)
   tc.env = cfg;
   tc.hidden = kRolloutHidden;
@@ -107,22 +102,20 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
   std::snprintf(line, sizeof line, "  %-9s %10s %16s\n", "device", "trials", "rollout-steps/s");
   human << line;
   for (int64_t n : sizes) {
-    try {
-      check_rollout_fits(cfg, pol, base, n);
-    } catch (const InputError& e) {
-      human << "  cuda " << n << " skipped: " << e.what() << "\n";
-      continue;
-    }
     for (const bool tf32 : {false, true}) {  // FP32 (what training uses), then the optional TF32 GEMMs
-      CudaRollout ro(cfg, pol, base, n, RolloutOptions{true, tf32});
-      ro.run(pp.data(), bp.data(), g.seed, 0);
-      ro.synchronize();
+      std::unique_ptr<BackendRollout> ro;
+      try {
+        ro = be->make_rollout(cfg, pol, base, n, tf32);
+      } catch (const InputError& e) {
+        human << "  cuda " << n << " skipped: " << e.what() << "\n";
+        break;
+      }
+      ro->run(pp.data(), bp.data(), g.seed, 0);  // eager launch + graph capture
       double secs = 0.0;
       int reps = 0;
       for (; reps < 50 && (reps == 0 || secs < 0.25); ++reps) {
         const auto t0 = std::chrono::steady_clock::now();
-        ro.run(pp.data(), bp.data(), g.seed, static_cast<uint64_t>(reps + 1) * static_cast<uint64_t>(n));
-        ro.synchronize();
+        ro->run(pp.data(), bp.data(), g.seed, static_cast<uint64_t>(reps + 1) * static_cast<uint64_t>(n));
         secs += seconds_since(t0);
       }
       const double steps_per_s = static_cast<double>(reps) * static_cast<double>(n * cfg.trial_length()) / secs;
@@ -137,7 +130,6 @@ nlohmann::json bench_rollout(const GlobalFlags& g, const EnvConfig& cfg, [[maybe
                                 {"rollout_steps_per_s", steps_per_s}});
     }
   }
-#endif
   return out;
 }
 

@@ -283,7 +283,7 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuNet>(shape, T);
   }
   std::unique_ptr<BackendRollout> make_rollout(const EnvConfig& env, const NetShape& policy, const NetShape&,
-                                               int64_t trials) override {
+                                               int64_t trials, bool) override {
     return std::make_unique<CpuRollout>(*this, env, policy, trials);
   }
   PlayedTrials play(const EnvConfig& env, const NetShape& policy, const float* policy_host, int64_t n, uint64_t seed,
@@ -294,6 +294,20 @@ class CpuBackend final : public Backend {
     return out;
   }
   int64_t play_chunk(int64_t) const override { return 4096; }
+
+  void check_fits(const TrainConfig& cfg) override {
+  // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
+  // the maze's encoder adds ~18 KB per step, encoder.hpp).
+  const double tn = static_cast<double>(cfg.env.trial_length()) * static_cast<double>(cfg.trials_per_iter());
+  const double bytes = 4.0 * tn *
+                       (cfg.input_layout().size() + 9 + 4 * cfg.env.num_actions() +
+                        4.0 * static_cast<double>(cfg.policy_shape().cache_floats_per_step()));
+  const int64_t avail = host_available_bytes();
+  RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
+              "--steps-per-iter " + std::to_string(cfg.steps_per_iter) + " with --hidden " + std::to_string(cfg.hidden) +
+                  " needs " + format_bytes(bytes) + " of memory per iteration; " +
+                  format_bytes(static_cast<double>(avail)) + " is available");
+  }
 };
 
 }  // namespace

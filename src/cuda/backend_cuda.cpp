@@ -107,14 +107,15 @@ class CudaNet final : public BackendNet {
 // stream reads the trajectories; each trial's total reward on the device.
 class CudaTrainRollout final : public BackendRollout {
  public:
-  CudaTrainRollout(const EnvConfig& env, const NetShape& policy, const NetShape& baseline, int64_t N,
+  CudaTrainRollout(const EnvConfig& env, const NetShape& policy, const NetShape& baseline, int64_t N, bool tf32,
                    cudaStream_t stream)
-      : rollout_(env, policy, baseline, N), stream_(stream), maze_(env.kind == EnvKind::kMaze),
+      : rollout_(env, policy, baseline, N, RolloutOptions{true, tf32}), stream_(stream), maze_(env.kind == EnvKind::kMaze),
         totals_(static_cast<size_t>(N)) {}
   void run(const float* policy_host, const float* baseline_host, uint64_t seed, uint64_t first_trial) override {
     rollout_.run(policy_host, baseline_host, seed, first_trial);
     rollout_.synchronize();
     launch(ops::TrialTotals{rollout_.steps(), rollout_.trials(), rollout_.rewards(), totals_.data()}, stream_);
+    RL2_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   const float* x() const override { return rollout_.x(); }
   const int32_t* actions() const override { return rollout_.actions(); }
@@ -235,8 +236,8 @@ class CudaBackend final : public Backend {
     return std::make_unique<CudaNet>(blas_.get(), stream(), gru, enc, shape);
   }
   std::unique_ptr<BackendRollout> make_rollout(const EnvConfig& env, const NetShape& policy, const NetShape& baseline,
-                                               int64_t trials) override {
-    return std::make_unique<CudaTrainRollout>(env, policy, baseline, trials, stream());
+                                               int64_t trials, bool allow_tf32) override {
+    return std::make_unique<CudaTrainRollout>(env, policy, baseline, trials, allow_tf32, stream());
   }
   PlayedTrials play(const EnvConfig& env, const NetShape& policy, const float* policy_host, int64_t n, uint64_t seed,
                     uint64_t first_trial) override {
@@ -259,6 +260,7 @@ class CudaBackend final : public Backend {
     out.dones = download(r->dones(), T * n);
     return out;
   }
+  void check_fits(const TrainConfig& cfg) override { check_cuda_learner_fits(cfg); }
   int64_t play_chunk(int64_t T) const override {
     return std::min<int64_t>(int64_t{1} << 16, std::max<int64_t>(256, (int64_t{1} << 22) / T));
   }

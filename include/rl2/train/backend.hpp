@@ -25,6 +25,7 @@
 namespace rl2 {
 
 class Backend;
+struct TrainConfig;
 
 // An array of n T in a backend's memory, freed by it. Move-only.
 template <class T>
@@ -71,7 +72,8 @@ class BackendNet {
 class BackendRollout {
  public:
   virtual ~BackendRollout() = default;
-  // Plays trials first_trial .. first_trial + N - 1 of `seed` with the host parameter vectors.
+  // Plays trials first_trial .. first_trial + N - 1 of `seed` with the host parameter vectors; done when it
+  // returns.
   virtual void run(const float* policy_host, const float* baseline_host, uint64_t seed, uint64_t first_trial) = 0;
   virtual const float* x() const = 0;          // [T, N, I] the policy's inputs
   virtual const int32_t* actions() const = 0;  // [T, N]
@@ -137,13 +139,19 @@ class Backend {
 
   // ---- networks and plays ----
   virtual std::unique_ptr<BackendNet> make_net(const NetShape& shape, int64_t T, int64_t max_batch) = 0;
+  // allow_tf32: the rollout's GEMMs may use TF32 tensor cores where the backend has them (the bench's
+  // second row; training never asks). InputError when the rollout would not fit in the backend's memory.
   virtual std::unique_ptr<BackendRollout> make_rollout(const EnvConfig& env, const NetShape& policy,
-                                                       const NetShape& baseline, int64_t trials) = 0;
+                                                       const NetShape& baseline, int64_t trials,
+                                                       bool allow_tf32 = false) = 0;
   // Plays trials first_trial .. first_trial + n - 1 of `env` under the host policy parameters (evaluation).
   virtual PlayedTrials play(const EnvConfig& env, const NetShape& policy, const float* policy_host, int64_t n,
                             uint64_t seed, uint64_t first_trial) = 0;
   // The most evaluation trials one play() should hold (memory), for a trial of T steps.
   virtual int64_t play_chunk(int64_t T) const = 0;
+  // InputError, one line, when training `cfg` would not fit in this backend's memory: what it needs, what
+  // there is, and what would fit.
+  virtual void check_fits(const TrainConfig& cfg) = 0;
 };
 
 template <class T>
@@ -155,6 +163,7 @@ Buffer<T>::~Buffer() {
 }
 
 std::unique_ptr<Backend> make_cpu_backend();
+std::unique_ptr<Backend> make_backend(Device device);  // src/train/backends.cpp; InputError if not usable
 #if defined(RL2_WITH_CUDA)
 std::unique_ptr<Backend> make_cuda_backend();  // needs a usable GPU (InputError otherwise)
 #endif

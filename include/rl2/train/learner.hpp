@@ -120,7 +120,9 @@ void check_state_fits(const TrainState& current, const TrainState& s);
 class Backend;
 // The trainer (src/train/trainer.cpp) on `backend`: the one Learner, whatever the device.
 std::unique_ptr<Learner> make_learner(std::unique_ptr<Backend> backend, const TrainConfig& cfg);
-std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);  // validates cfg (host memory included)
+// On a new backend of `device` (src/train/backends.cpp), after cfg.validate() and the backend's own memory
+// check (InputError with what would fit); make_cpu_learner is make_learner(Device::kCpu, cfg).
 std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
+std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
 
 }  // namespace rl2
