@@ -363,6 +363,52 @@ TEST_F(GpuBackendParity, EveryStepOpMatchesTheCpuBackend) {
 #endif
 }
 
+// The rollout's own ops (rollout_ops.hpp) at the same sizes: the gate update and the step bookkeeping are
+// float arithmetic and copies, so bit for bit. The environments' ops (env_ops.hpp) are checked through the
+// environment batch on both backends (tests/gpu_env_parity.cpp).
+TEST_F(GpuBackendParity, RolloutOpsMatchTheCpuBackend) {
+#if defined(RL2_WITH_CUDA)
+  uint64_t seed = 9000;
+  for (const int64_t n : kSizes) {
+    const int32_t H = static_cast<int32_t>(1 + n % 9);  // 2, 8, 3, 3 units: N = n trials
+    check("GruGates", n,
+          Arrays{{uniform(n * 6 * H, seed, 2.0f), uniform(2 * n * 3 * H, seed + 1, 2.0f), uniform(2 * n * H, seed + 2),
+                  uniform(2 * n * H, seed + 3), uniform(3 * H, seed + 4), uniform(3 * H, seed + 5), uniform(3 * H, seed + 6),
+                  uniform(3 * H, seed + 7)}},
+          kExact, [&](Mem& m, const float*) {
+            return ops::GruGates{n, H, m.F(0), m.F(1), m.F(2), m.F(3), {m.F(4), m.F(5)}, {m.F(6), m.F(7)}};
+          });
+    const InputLayout layout{4, 3};  // obs 4, 3 actions: x rows of 9
+    for (const bool after_reset : {true, false})
+      for (const bool rendered : {false, true}) {
+        std::vector<uint8_t> dones_u8;
+        for (int32_t d : below<int32_t>(n, seed + 8, 2)) dones_u8.push_back(static_cast<uint8_t>(d));
+        // floats: rewards, obs, mask, x_next; ints: actions, episodes done; the dones are the uint8 copy below
+        Arrays a{{uniform(n, seed + 9), uniform(n * layout.obs, seed + 10), uniform(n, seed + 11),
+                  uniform(n * layout.size(), seed + 12)},
+                 {},
+                 {below<int32_t>(n, seed + 13, 3), below<int32_t>(n, seed + 14, 3)}};
+        Backend* be[2] = {cpu_.get(), gpu_.get()};
+        std::vector<VecF> f[2];
+        std::vector<int32_t> eps[2];
+        for (int s = 0; s < 2; ++s) {
+          Mem m(*be[s], a);
+          Buffer<uint8_t> dones = to_buffer(*be[s], dones_u8);
+          be[s]->run(ops::RolloutRecord{layout, n, 2, rendered, m.F(1), after_reset ? nullptr : m.I(0), m.F(0),
+                                        dones.data(), m.I(1), m.F(2), m.F(3)});
+          for (const auto& b : m.f) f[s].push_back(to_host(*be[s], b));
+          eps[s] = to_host(*be[s], m.i[1]);
+        }
+        const std::string what = std::string("RolloutRecord n=") + std::to_string(n) +
+                                 (after_reset ? " after a reset" : " after a step") + (rendered ? ", rendered" : "");
+        for (size_t k = 0; k < f[0].size(); ++k) expect_close(f[1][k], f[0][k], kExact, what + ", array " + std::to_string(k));
+        EXPECT_EQ(eps[1], eps[0]) << what << ": episodes done";
+      }
+    seed += 100;
+  }
+#endif
+}
+
 // ---- the reductions ----------------------------------------------------------------------------------------------
 TEST_F(GpuBackendParity, ReductionsMatchTheCpuBackend) {
 #if defined(RL2_WITH_CUDA)

@@ -1,5 +1,4 @@
-// What every backend's learner shares besides the trainer: the checks of evaluate() and set_state(), and an
-// evaluation trial's episode bookkeeping (TrialTracker).
+// What every backend's learner shares besides the trainer: the checks of evaluate() and set_state().
 #include "rl2/core/check.hpp"
 #include "rl2/train/learner.hpp"
 
@@ -19,21 +18,6 @@ void check_state_fits(const TrainState& current, const TrainState& s) {
   RL2_REQUIRE(s.policy.size() == current.policy.size() && s.baseline.size() == current.baseline.size() &&
                   fits(s.baseline_adam, current.baseline.size()) && fits(s.policy_adam, current.policy.size()),
               "the checkpoint's network sizes do not match this configuration (--hidden, --env and its sizes)");
-}
-
-void TrialTracker::count(EvalResult* ep, int64_t trial, int64_t t, int64_t T, int32_t episodes, int32_t action,
-                         float reward, bool done) {
-  if (!live(episodes)) return;
-  if (ep && !ep->actions.empty()) ep->actions[static_cast<size_t>(trial * T + t)] = action;
-  episode_steps += 1;
-  if (!done) return;
-  if (ep) {
-    const size_t e = static_cast<size_t>(trial * episodes + episodes_done);
-    ep->lengths[e] = episode_steps;
-    ep->success[e] = reward > 0.0f;
-  }
-  episode_steps = 0;
-  episodes_done += 1;
 }
 
 }  // namespace rl2

@@ -17,10 +17,6 @@ std::vector<int64_t> fvp_trials(int64_t N, double fraction) {
   return ids;
 }
 
-void BackendNet::jvp(const float*, const float*, int64_t, const float*, float*) {
-  RL2_CHECK(false, "this backend's networks have no Jacobian-vector product");
-}
-
 // ---- Adam ---------------------------------------------------------------------------------------------------
 void upload_adam(Backend& be, const AdamState& host, BackendAdam& dev) {
   dev.m = Buffer<float>(be, static_cast<int64_t>(host.m.size()));

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
 #include "rl2/policy/network.hpp"
@@ -65,7 +66,9 @@ class BackendNet {
   virtual void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) = 0;
   // d_out [T, B, O] = the directional derivative of out along v at the last forward's point.
   virtual bool has_jvp() const { return false; }
-  virtual void jvp(const float* params, const float* x, int64_t batch, const float* v, float* d_out);
+  virtual void jvp(const float*, const float*, int64_t, const float*, float*) {
+    RL2_CHECK(false, "this backend's networks have no Jacobian-vector product");
+  }
 };
 
 // One iteration's trajectories [T, N], written by run(). Pointers in the backend's memory.

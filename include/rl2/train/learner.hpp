@@ -85,8 +85,21 @@ struct TrialTracker {
   int32_t episodes_done = 0, episode_steps = 0;
   bool live(int32_t episodes) const { return episodes_done < episodes; }
   // Counts step t (of T) of trial `trial` when it is live; ep may be nullptr (counting only).
+  // Inline: the CPU backend's rollout keeps the same books (no link to the trainer's library).
   void count(EvalResult* ep, int64_t trial, int64_t t, int64_t T, int32_t episodes, int32_t action, float reward,
-             bool done);
+             bool done) {
+    if (!live(episodes)) return;
+    if (ep && !ep->actions.empty()) ep->actions[static_cast<size_t>(trial * T + t)] = action;
+    episode_steps += 1;
+    if (!done) return;
+    if (ep) {
+      const size_t e = static_cast<size_t>(trial * episodes + episodes_done);
+      ep->lengths[e] = episode_steps;
+      ep->success[e] = reward > 0.0f;
+    }
+    episode_steps = 0;
+    episodes_done += 1;
+  }
 };
 
 class Learner {
