@@ -123,18 +123,24 @@ struct Gather {  // dst[k] = src[index[k]]
   RL2_HD void operator()(int64_t k) const { dst[k] = src[index[k]]; }
 };
 
-// dst [T, n, width] = the rows of trials ids[0..n) of src [T, N, width] (a minibatch of whole trials).
+// dst [T, n, width] = the rows of trials ids[0..n) of src [T, N, width] (a minibatch of whole trials). An
+// item copies one span of up to kSpan consecutive floats of a row: few index divisions per float on the
+// CPU (a maze row is 3605 floats), and consecutive spans for consecutive GPU threads.
 template <class Real>
 struct GatherTrials {
+  static constexpr int64_t kSpan = 16;
   const Real* src;
   int64_t T, N, width;
   const int64_t* ids;  // [n] device
   int64_t n;
   Real* dst;
-  int64_t count() const { return T * n * width; }
+  RL2_HD int64_t spans() const { return (width + kSpan - 1) / kSpan; }
+  int64_t count() const { return T * n * spans(); }
   RL2_HD void operator()(int64_t e) const {
-    const int64_t k = e / width, c = e - k * width;  // k: step (t, j) of the minibatch
-    dst[e] = src[((k / n) * N + ids[k % n]) * width + c];
+    const int64_t per = spans(), k = e / per, begin = (e - k * per) * kSpan;  // k: step (t, j) of the minibatch
+    const int64_t end = begin + kSpan < width ? begin + kSpan : width;
+    const Real* from = src + ((k / n) * N + ids[k % n]) * width;
+    for (int64_t c = begin; c < end; ++c) dst[k * width + c] = from[c];
   }
 };
 using GatherTrialsF = GatherTrials<float>;
