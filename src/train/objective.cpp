@@ -66,7 +66,6 @@ struct PolicyObjective::SubBatch {
   const float* mask = nullptr;
   double active = 0.0;
   BackendNet* net = nullptr;
-  std::unique_ptr<BackendNet> own_net;
   const float* logits_old = nullptr;
   Buffer<float> x_buf, probs_buf, mask_buf, logits, d_out, logits_old_buf;
 };
@@ -155,8 +154,11 @@ void PolicyObjective::prepare_fvp() {
     s.probs = s.probs_buf.data();
     s.mask = s.mask_buf.data();
     s.active = count_active(s.mask, T, s.n);
-    s.own_net = be->make_net(shape_, T, s.n);
-    s.net = s.own_net.get();
+    if (!sub_net_ || sub_net_n_ != s.n) {  // made once: its size stays while the batch's does
+      sub_net_ = be->make_net(shape_, T, s.n);
+      sub_net_n_ = s.n;
+    }
+    s.net = sub_net_.get();
   }
   s.logits = Buffer<float>(*be, T * s.n * A);
   s.d_out = Buffer<float>(*be, T * s.n * A);

@@ -53,17 +53,18 @@ class Trainer final : public Learner {
     returns_ = Buffer<float>(be, M);
     scratch_ = Buffer<double>(be, M);
     order_ = Buffer<int64_t>(be, N_);
+    obj_ = std::make_unique<PolicyObjective>(
+        be, pol_shape_, pol_params_.data(),
+        PolicyBatch{T_, N_, A_, rollout_->x(), rollout_->actions(), rollout_->logp(), rollout_->probs(), adv_.data(),
+                    cfg.entropy_coef, rollout_->mask()});
+    obj_->set_fvp_subsample(cfg.algo == "ppo" ? 1.0 : cfg.trpo.fvp_subsample);
+    // After the objective's full-batch nets: a backend that shares one GRU between nets sizes it for N.
     const int64_t mb_max = (N_ + baseline_minibatches() - 1) / baseline_minibatches();
     pred_ = Buffer<float>(be, T_ * mb_max);
     d_out_ = Buffer<float>(be, T_ * mb_max);
     mb_x_ = Buffer<float>(be, T_ * mb_max * base_shape_.input());
     mb_mask_ = Buffer<float>(be, T_ * mb_max);
     base_fit_ = be.make_net(base_shape_, T_, mb_max);
-    obj_ = std::make_unique<PolicyObjective>(
-        be, pol_shape_, pol_params_.data(),
-        PolicyBatch{T_, N_, A_, rollout_->x(), rollout_->actions(), rollout_->logp(), rollout_->probs(), adv_.data(),
-                    cfg.entropy_coef, rollout_->mask()});
-    obj_->set_fvp_subsample(cfg.algo == "ppo" ? 1.0 : cfg.trpo.fvp_subsample);
     upload_state();
   }
 

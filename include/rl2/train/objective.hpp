@@ -137,6 +137,8 @@ class PolicyObjective : public VecOps {
   BackendAdam* adam_ = nullptr;
   double fvp_fraction_ = 1.0;
   std::unique_ptr<SubBatch> sub_;  // made by the first fvp after surrogate_grad
+  std::unique_ptr<BackendNet> sub_net_;  // the sub-batch's network (kept across iterations)
+  int64_t sub_net_n_ = 0;
   double theta_norm_ = 0.0;  // |theta_old| (finite differences)
   double kappa_ = 0.0;       // max logit change per unit parameter step of the last probe (0: none yet)
   double last_eps_ = 0.0;
