@@ -296,17 +296,17 @@ class CpuBackend final : public Backend {
   int64_t play_chunk(int64_t) const override { return 4096; }
 
   void check_fits(const TrainConfig& cfg) override {
-  // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
-  // the maze's encoder adds ~18 KB per step, encoder.hpp).
-  const double tn = static_cast<double>(cfg.env.trial_length()) * static_cast<double>(cfg.trials_per_iter());
-  const double bytes = 4.0 * tn *
-                       (cfg.input_layout().size() + 9 + 4 * cfg.env.num_actions() +
-                        4.0 * static_cast<double>(cfg.policy_shape().cache_floats_per_step()));
-  const int64_t avail = host_available_bytes();
-  RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
-              "--steps-per-iter " + std::to_string(cfg.steps_per_iter) + " with --hidden " + std::to_string(cfg.hidden) +
-                  " needs " + format_bytes(bytes) + " of memory per iteration; " +
-                  format_bytes(static_cast<double>(avail)) + " is available");
+    // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;
+    // the maze's encoder adds ~18 KB per step, encoder.hpp).
+    const double tn = static_cast<double>(cfg.env.trial_length()) * static_cast<double>(cfg.trials_per_iter());
+    const double bytes = 4.0 * tn *
+                         (cfg.input_layout().size() + 9 + 4 * cfg.env.num_actions() +
+                          4.0 * static_cast<double>(cfg.policy_shape().cache_floats_per_step()));
+    const int64_t avail = host_available_bytes();
+    RL2_REQUIRE(avail <= 0 || bytes <= 0.9 * static_cast<double>(avail),
+                "--steps-per-iter " + std::to_string(cfg.steps_per_iter) + " with --hidden " +
+                    std::to_string(cfg.hidden) + " needs " + format_bytes(bytes) + " of memory per iteration; " +
+                    format_bytes(static_cast<double>(avail)) + " is available");
   }
 };
 

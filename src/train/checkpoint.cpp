@@ -54,7 +54,8 @@ std::vector<TensorSpec> network_specs(const NetShape& shape) {
   return specs;
 }
 
-void add_network(std::vector<TensorF32>& out, const std::string& prefix, const NetShape& shape, const std::vector<float>& p) {
+void add_network(std::vector<TensorF32>& out, const std::string& prefix, const NetShape& shape,
+                 const std::vector<float>& p) {
   RL2_CHECK(static_cast<int64_t>(p.size()) == shape.size(), "parameter vector size does not match its layout");
   for (const TensorSpec& t : network_specs(shape))
     out.push_back(TensorF32{prefix + t.name, t.shape,
@@ -128,8 +129,8 @@ LoadedRun load_run(const std::string& dir_or_file) {
   RL2_REQUIRE(it == f.metadata.end() || it->second.rfind("rl2-cuda/", 0) != 0 || it->second == kFormat,
               file + ": written in format " + it->second + ", which this rl2-cuda does not read (it reads " +
                   std::string(kFormat) + "); use the rl2-cuda version that wrote it");
-  RL2_REQUIRE(it != f.metadata.end() && it->second == kFormat, file + ": not an rl2-cuda file (metadata format is not " +
-                                                                   std::string(kFormat) + ")");
+  RL2_REQUIRE(it != f.metadata.end() && it->second == kFormat,
+              file + ": not an rl2-cuda file (metadata format is not " + std::string(kFormat) + ")");
   it = f.metadata.find("config");
   RL2_REQUIRE(it != f.metadata.end(), file + ": metadata has no config");
   LoadedRun r;

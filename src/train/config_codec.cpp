@@ -34,9 +34,11 @@ EnvConfig env_from_json(const nlohmann::json& j) {
   if (c.kind == EnvKind::kBandit) {
     c.bandit = {json_field<int32_t>(j, "arms"), json_field<int32_t>(j, "episodes")};
   } else if (c.kind == EnvKind::kMdp) {
-    c.mdp = {json_field<int32_t>(j, "states"), json_field<int32_t>(j, "actions"), json_field<int32_t>(j, "horizon"), json_field<int32_t>(j, "episodes")};
+    c.mdp = {json_field<int32_t>(j, "states"), json_field<int32_t>(j, "actions"), json_field<int32_t>(j, "horizon"),
+             json_field<int32_t>(j, "episodes")};
   } else {
-    c.maze = {json_field<int32_t>(j, "size"), json_field<int32_t>(j, "episodes"), json_field<int32_t>(j, "horizon"), json_field<int32_t>(j, "mazes"),
+    c.maze = {json_field<int32_t>(j, "size"), json_field<int32_t>(j, "episodes"), json_field<int32_t>(j, "horizon"),
+              json_field<int32_t>(j, "mazes"),
               j.contains("layout") ? parse_maze_layout(json_field<std::string>(j, "layout")) : Maze::kPrim};
   }
   c.validate();
