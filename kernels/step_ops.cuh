@@ -1,6 +1,6 @@
 // Launchers of the step ops (include/rl2/train/step_ops.hpp, env/env_ops.hpp, policy/rollout_ops.hpp) and of
-// the reductions on a stream: the whole of the CUDA backend's custom arithmetic besides the rollout's head
-// kernel (kernels/rollout_heads.cu). Plain C++ (compiles with g++).
+// the reductions on a stream: the whole of the CUDA backend's custom arithmetic (the rest is cuBLAS and
+// cuDNN). Plain C++ (compiles with g++).
 //   step ops     one generic grid-stride kernel per op type; the body is the op's RL2_HD operator(), which
 //                the CPU backend runs too
 //   reductions   two stages: <= kReduceBlocks blocks x 256 threads per group, grid-stride, double

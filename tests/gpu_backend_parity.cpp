@@ -364,7 +364,7 @@ TEST_F(GpuBackendParity, EveryStepOpMatchesTheCpuBackend) {
 }
 
 // The rollout's own ops (rollout_ops.hpp) at the same sizes: the gate update and the step bookkeeping are
-// float arithmetic and copies, so bit for bit. The environments' ops (env_ops.hpp) are checked through the
+// float arithmetic and copies, so bit for bit; the heads use expf/logf (1e-5, at most one tipped draw). The environments' ops (env_ops.hpp) are checked through the
 // environment batch on both backends (tests/gpu_env_parity.cpp).
 TEST_F(GpuBackendParity, RolloutOpsMatchTheCpuBackend) {
 #if defined(RL2_WITH_CUDA)
@@ -378,6 +378,29 @@ TEST_F(GpuBackendParity, RolloutOpsMatchTheCpuBackend) {
           kExact, [&](Mem& m, const float*) {
             return ops::GruGates{n, H, m.F(0), m.F(1), m.F(2), m.F(3), {m.F(4), m.F(5)}, {m.F(6), m.F(7)}};
           });
+    const int32_t A = static_cast<int32_t>(2 + n % 6);
+    {  // the heads: N = n trials of H units, A actions
+      Backend* be[2] = {cpu_.get(), gpu_.get()};
+      std::vector<VecF> f[2];
+      std::vector<int32_t> acts[2];
+      const Arrays a{{uniform(2 * n * H, seed + 20), uniform(A * H, seed + 21), uniform(A, seed + 22), uniform(H, seed + 23),
+                      uniform(1, seed + 24), uniform(n, seed + 25), uniform(n * A, seed + 26), uniform(n, seed + 27)},
+                     {},
+                     {std::vector<int32_t>(static_cast<size_t>(n), -1)}};
+      for (int k = 0; k < 2; ++k) {
+        Mem m(*be[k], a);
+        Buffer<RunIds> ids = to_buffer(*be[k], std::vector<RunIds>{RunIds{7, 100}});
+        be[k]->run(ops::RolloutHeads{n, H, A, 2, ids.data(), m.F(0), m.F(1), m.F(2), m.F(3), m.F(4), m.I(0), m.F(5),
+                                     m.F(6), m.F(7)});
+        for (const auto& b : m.f) f[k].push_back(to_host(*be[k], b));
+        acts[k] = to_host(*be[k], m.i[0]);
+      }
+      for (size_t k = 0; k < f[0].size(); ++k)
+        expect_close(f[1][k], f[0][k], kTranscendental, "RolloutHeads n=" + std::to_string(n) + ", array " + std::to_string(k));
+      int64_t differ = 0;  // a draw within float rounding of a CDF boundary may tip
+      for (size_t k = 0; k < acts[0].size(); ++k) differ += acts[0][k] != acts[1][k];
+      EXPECT_LE(differ, 1) << "RolloutHeads n=" << n << ": drawn actions differ";
+    }
     const InputLayout layout{4, 3};  // obs 4, 3 actions: x rows of 9
     for (const bool after_reset : {true, false})
       for (const bool rendered : {false, true}) {

@@ -16,7 +16,9 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "numeric_test_util.hpp"
@@ -279,6 +281,56 @@ TEST(RolloutOpsEnv, StepFlagsOutOfRangeActionsAndLeavesTheirTrials) {
       }
     });
   }
+}
+
+
+// The rollout's heads (what the CUDA rollout draws with) against the same heads in double: probabilities
+// within 1e-6, log-probability and value within 1e-5, and the drawn action the inverse CDF of the double
+// probabilities at the same u (unless u lies within 1e-5 of a CDF boundary, where float rounding may tip it).
+TEST(RolloutOpsHeads, MatchFloat64HeadsAndTheDraw) {
+  std::unique_ptr<Backend> be = make_cpu_backend();
+  int64_t checked_draws = 0;
+  for (const auto& [N, H, A] : {std::tuple<int64_t, int32_t, int32_t>{1, 1, 2}, {7, 16, 5}, {65, 33, 3}}) {
+    const std::vector<float> h = test::random_vec(static_cast<size_t>(2 * N * H), 11), w = test::random_vec(A * H, 12),
+                             b = test::random_vec(A, 13), vw = test::random_vec(H, 14), vb = test::random_vec(1, 15);
+    const RunIds ids{5, 40};
+    const int32_t t = 3;
+    std::vector<int32_t> act(static_cast<size_t>(N), -1);
+    std::vector<float> logp(static_cast<size_t>(N)), probs(static_cast<size_t>(N * A)), value(static_cast<size_t>(N));
+    be->run(ops::RolloutHeads{N, H, A, t, &ids, h.data(), w.data(), b.data(), vw.data(), vb.data(), act.data(),
+                              logp.data(), probs.data(), value.data()});
+    for (int64_t i = 0; i < N; ++i) {
+      std::vector<double> z(static_cast<size_t>(A));
+      double mx = -1e300, sum = 0.0;
+      for (int32_t o = 0; o < A; ++o) {
+        z[o] = b[o];
+        for (int32_t j = 0; j < H; ++j) z[o] += static_cast<double>(w[o * H + j]) * h[i * H + j];
+        mx = std::max(mx, z[o]);
+      }
+      for (double v : z) sum += std::exp(v - mx);
+      double v_ref = vb[0];
+      for (int32_t j = 0; j < H; ++j) v_ref += static_cast<double>(vw[j]) * h[(N + i) * H + j];
+      EXPECT_NEAR(value[i], v_ref, 1e-5);
+      const double u = u01(philox_bits(ids.seed, ids.first_trial + static_cast<uint64_t>(i), t, Purpose::kAction, 0).v[0]);
+      double cdf = 0.0, gap = 1.0;
+      int32_t ref_act = A - 1;
+      for (int32_t o = 0; o < A; ++o) {
+        const double p = std::exp(z[o] - mx) / sum;
+        EXPECT_NEAR(probs[i * A + o], p, 1e-6);
+        cdf += p;
+        gap = std::min(gap, std::fabs(u - cdf));
+        if (u < cdf && ref_act == A - 1 && o < A - 1) ref_act = o;
+      }
+      ASSERT_GE(act[i], 0);
+      ASSERT_LT(act[i], A);
+      EXPECT_NEAR(logp[i], z[act[i]] - mx - std::log(sum), 1e-5);
+      if (gap > 1e-5) {
+        EXPECT_EQ(act[i], ref_act) << "trial " << i;
+        ++checked_draws;
+      }
+    }
+  }
+  EXPECT_GT(checked_draws, 60);  // nearly every draw is far from a boundary
 }
 
 }  // namespace

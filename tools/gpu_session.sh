@@ -36,7 +36,7 @@ readonly MEMCHECK_FILTER='*/GpuEnvParity.*/1:*/GpuMazeParity.*/1:*/GpuRolloutPar
 '*/GpuNetParity.*/I7_H33_O1_T1_N1:GpuLearner.SurrogateAndGradientMatchCpu:*/GpuLearnerIterations.*/0:'\
 'GpuEncoder.ForwardAndBackward*:*/GpuMazeRollout.*/size5_n2_H89_trials7:*/GpuMazeIteration.*/0'
 # Kernels with __shared__ memory, and cases that launch each of them.
-readonly SHARED_KERNELS=(reduce_stage1_kernel reduce_stage2_kernel rollout_heads_kernel)
+readonly SHARED_KERNELS=(reduce_stage1_kernel reduce_stage2_kernel)
 readonly SHARED_FILTER='GpuLearner.SurrogateAndGradientMatchCpu:*/GpuNetParity.*/I7_H16_O5_T10_N13:'\
 '*/GpuRolloutParity.Bandit/N7_H16:GpuEncoder.ForwardAndBackward*'
 

@@ -3,7 +3,7 @@
 //   gi [N, 2, 3H]  = x_t [N, I] · [W_ih(policy); W_ih(baseline)]ᵀ        one SGEMM, packed W_ih [6H, I]
 //   gh [2, N, 3H]  = h[net] [N, H] · W_hh[net]ᵀ, net = policy, baseline    one strided-batched SGEMM
 //   h' [2, N, H]   = GRU gates (biases, σ, tanh, reset after the product)  ops::GruGates (the CPU's gru_unit)
-//   a_t, log pi, probs, value from h'                                       launch_rollout_heads
+//   a_t, log pi, probs, value from h'                                       ops::RolloutHeads
 //   env step with a_t; rewards, dones, mask; x_{t+1} = encode(obs, a_t, r_t, d_t)
 //                                                    ops::EnvStep, ops::RolloutRecord (the CPU's bodies)
 // The maze puts its encoder in front of the input projection (the GRU's input is the encoder's output y):
@@ -24,7 +24,6 @@
 #include "cuda_check.hpp"
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
-#include "rollout_heads.cuh"
 #include "step_ops.cuh"
 #include "cuda/encoder_cudnn.hpp"
 #include "cudnn_check.hpp"
@@ -347,10 +346,10 @@ struct CudaRollout::Impl {
                            {pp() + lp.bias_hh, bp() + lb.bias_hh}},
              s);
       const int64_t k = t * N;
-      HeadArgs ha{N, H, A, static_cast<int32_t>(t), run.data(), h_next,
-                  pp() + lp.head_w, pp() + lp.head_b, bp() + lb.head_w, bp() + lb.head_b,
-                  actions.data() + k, logp.data() + k, probs.data() + k * A, values.data() + k};
-      launch_rollout_heads(ha, s);
+      launch(ops::RolloutHeads{N, H, A, static_cast<int32_t>(t), run.data(), h_next, pp() + lp.head_w, pp() + lp.head_b,
+                               bp() + lb.head_w, bp() + lb.head_b, actions.data() + k, logp.data() + k,
+                               probs.data() + k * A, values.data() + k},
+             s);
       float* x_next = t + 1 < T ? x.data() + ((t + 1) % x_steps) * N * I : nullptr;
       env->step(actions.data() + k, rewards.data() + k, dones.data() + k, mask.data() + k,
                 x_next, run.data(), s);

@@ -1,6 +1,7 @@
 // The fused CUDA rollout's per-trial and per-unit bodies besides the environments' (env_ops.hpp), written
 // once (RL2_HD) so the CPU tests run them: the bookkeeping of a step and the next input (RolloutRecord; the
-// CPU rollout, play_trials, keeps the same books), and the GRU gate update (gru_gates.hpp's GruGates).
+// CPU rollout, play_trials, keeps the same books), the GRU gate update (gru_gates.hpp's GruGates) and the
+// heads with the action draw (RolloutHeads).
 #pragma once
 
 #include <cstdint>
@@ -8,11 +9,13 @@
 #include "rl2/core/hd.hpp"
 #include "rl2/env/env_ops.hpp"
 #include "rl2/policy/gru_gates.hpp"
+#include "rl2/core/rng.hpp"
 #include "rl2/policy/policy.hpp"
+#include "rl2/policy/softmax.hpp"
 
 namespace rl2 {
 
-// The most actions the CUDA rollout's head kernel handles (it keeps logits and probabilities in shared memory).
+// The most actions the CUDA rollout handles (a bound on one thread's head work).
 constexpr int32_t kRolloutMaxActions = 1024;
 
 namespace ops {
@@ -57,8 +60,47 @@ struct RolloutRecord {
   }
 };
 
+// The rollout's heads for trial i from h' of both networks: the policy's logits (written into the trial's
+// probs row, then softmax in place), the action drawn with u01(philox_bits(seed, first_trial + i, t,
+// kAction, 0).v[0]) (the CPU rollout's draw), its log-probability (its logit again, the same sum, minus the
+// log-normaliser) and the baseline head's raw value. Dot products in float, in index order.
+struct RolloutHeads {
+  int64_t trials;
+  int32_t hidden, actions, t;
+  const RunIds* run;
+  const float* h;  // [2, N, H] h' (net 0 policy, net 1 baseline)
+  const float* policy_w;  // [A, H]
+  const float* policy_b;  // [A]
+  const float* value_w;   // [1, H]
+  const float* value_b;   // [1]
+  int32_t* actions_out;   // [N] of step t
+  float* logp;            // [N]
+  float* probs;           // [N, A]
+  float* values;          // [N]
+  int64_t count() const { return trials; }
+  RL2_HD static float dot(const float* w, const float* x, int32_t n) {
+    float s = 0.0f;
+    for (int32_t j = 0; j < n; ++j) s += w[j] * x[j];
+    return s;
+  }
+  RL2_HD void operator()(int64_t i) const {
+    const int32_t H = hidden, A = actions;
+    const float* hp = h + i * H;
+    float* p = probs + i * A;
+    for (int32_t o = 0; o < A; ++o) p[o] = dot(policy_w + int64_t{o} * H, hp, H) + policy_b[o];
+    const float lse = softmax(p, A, p);  // in place: each logit is read before its probability is written
+    const float u = u01(philox_bits(run->seed, run->first_trial + static_cast<uint64_t>(i), static_cast<uint32_t>(t),
+                                    Purpose::kAction, 0)
+                            .v[0]);
+    const int32_t act = sample_categorical(p, A, u);
+    actions_out[i] = act;
+    logp[i] = (dot(policy_w + int64_t{act} * H, hp, H) + policy_b[act]) - lse;
+    values[i] = dot(value_w, h + (trials + i) * H, H) + value_b[0];
+  }
+};
+
 }  // namespace ops
 }  // namespace rl2
 
 // Every op a backend runs besides training's (step_ops.hpp): X(Op) for each.
-#define RL2_ROLLOUT_OPS(X) RL2_ENV_OPS(X) X(RolloutRecord) X(GruGates)
+#define RL2_ROLLOUT_OPS(X) RL2_ENV_OPS(X) X(RolloutRecord) X(GruGates) X(RolloutHeads)
