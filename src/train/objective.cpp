@@ -98,7 +98,7 @@ double PolicyObjective::count_active(const float* mask, int64_t T, int64_t N) {
 
 void PolicyObjective::new_batch() {
   active_ = count_active(b_.mask, b_.T, b_.N);
-  sub_.reset();
+  sub_ready_ = false;
 }
 
 void PolicyObjective::set_fvp_subsample(double fraction) {
@@ -115,7 +115,7 @@ double PolicyObjective::surrogate_grad(Vec& grad) {
                              probs_.data(), d_out_.data(), terms_.data(), gap_.data(), b_.mask});
   mismatch_ = be->max(m, gap_.data());
   old_->backward(params_, b_.x, b_.N, d_out_.data(), grad.data());
-  sub_.reset();  // the Fisher product is prepared again at these parameters
+  sub_ready_ = false;  // the Fisher product is prepared again at these parameters
   if (finite_difference_) {  // the probes' reference, kept apart from the scratch later calls overwrite
     if (logits_old_.size() == 0) logits_old_ = Buffer<float>(*be, m * b_.A);
     be->copy(logits_old_.data(), logits_.data(), static_cast<size_t>(m * b_.A) * sizeof(float));
@@ -130,7 +130,7 @@ double PolicyObjective::surrogate_grad(Vec& grad) {
 void PolicyObjective::prepare_fvp() {
   const int64_t T = b_.T, N = b_.N, A = b_.A, I = shape_.input();
   const std::vector<int64_t> ids = fvp_trials(N, fvp_fraction_);
-  sub_ = std::make_unique<SubBatch>();
+  if (!sub_) sub_ = std::make_unique<SubBatch>();  // its buffers and network last while the sizes do
   SubBatch& s = *sub_;
   s.n = static_cast<int64_t>(ids.size());
   const bool full = s.n == N;
@@ -142,17 +142,17 @@ void PolicyObjective::prepare_fvp() {
     s.net = old_.get();  // its forward at theta_old is surrogate_grad's
   } else {
     be->upload(ids_.data(), ids);
-    s.x_buf = Buffer<float>(*be, T * s.n * I);
-    s.probs_buf = Buffer<float>(*be, T * s.n * A);
+    ensure(s.x_buf, T * s.n * I);
+    ensure(s.probs_buf, T * s.n * A);
     be->run(ops::GatherTrialsF{b_.x, T, N, I, ids_.data(), s.n, s.x_buf.data()});
     be->run(ops::GatherTrialsF{probs_.data(), T, N, A, ids_.data(), s.n, s.probs_buf.data()});
     if (b_.mask != nullptr) {
-      s.mask_buf = Buffer<float>(*be, T * s.n);
+      ensure(s.mask_buf, T * s.n);
       be->run(ops::GatherTrialsF{b_.mask, T, N, 1, ids_.data(), s.n, s.mask_buf.data()});
     }
     s.x = s.x_buf.data();
     s.probs = s.probs_buf.data();
-    s.mask = s.mask_buf.data();
+    s.mask = b_.mask != nullptr ? s.mask_buf.data() : nullptr;
     s.active = count_active(s.mask, T, s.n);
     if (!sub_net_ || sub_net_n_ != s.n) {  // made once: its size stays while the batch's does
       sub_net_ = be->make_net(shape_, T, s.n);
@@ -160,8 +160,9 @@ void PolicyObjective::prepare_fvp() {
     }
     s.net = sub_net_.get();
   }
-  s.logits = Buffer<float>(*be, T * s.n * A);
-  s.d_out = Buffer<float>(*be, T * s.n * A);
+  ensure(s.logits, T * s.n * A);
+  ensure(s.d_out, T * s.n * A);
+  sub_ready_ = true;
   if (!finite_difference_) {
     if (!full) s.net->forward(params_, s.x, s.n, s.logits.data());  // the JVP's point
     return;
@@ -169,16 +170,20 @@ void PolicyObjective::prepare_fvp() {
   if (full) {
     s.logits_old = logits_old_.data();
   } else {
-    s.logits_old_buf = Buffer<float>(*be, T * s.n * A);
+    ensure(s.logits_old_buf, T * s.n * A);
     s.net->forward(params_, s.x, s.n, s.logits_old_buf.data());
     s.logits_old = s.logits_old_buf.data();
   }
-  probe_ = Buffer<float>(*be, n);
-  tmp_ = Buffer<float>(*be, n);
+  ensure(probe_, n);
+  ensure(tmp_, n);
+}
+
+void PolicyObjective::ensure(Buffer<float>& b, int64_t size) {
+  if (b.size() != size) b = Buffer<float>(*be, size);
 }
 
 void PolicyObjective::fvp(const Vec& v, Vec& out) {
-  if (!sub_) prepare_fvp();
+  if (!sub_ready_) prepare_fvp();
   if (finite_difference_)
     fvp_finite_difference(v, out);
   else

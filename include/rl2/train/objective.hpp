@@ -115,6 +115,7 @@ class PolicyObjective : public VecOps {
     be->copy(to, from, static_cast<size_t>(n) * sizeof(float));
   }
   void prepare_fvp();
+  void ensure(Buffer<float>& b, int64_t size);  // b holds `size` floats (kept when it already does)
   void fvp_exact(const Vec& v, Vec& out);
   void fvp_finite_difference(const Vec& v, Vec& out);
   void shifted_forward(const Vec& v, double step);  // probe_ = params + step v; sub logits = net(probe_)
@@ -136,7 +137,8 @@ class PolicyObjective : public VecOps {
   double mb_kl_ = 0.0;
   BackendAdam* adam_ = nullptr;
   double fvp_fraction_ = 1.0;
-  std::unique_ptr<SubBatch> sub_;  // made by the first fvp after surrogate_grad
+  std::unique_ptr<SubBatch> sub_;  // prepared by the first fvp after surrogate_grad (or a new batch)
+  bool sub_ready_ = false;
   std::unique_ptr<BackendNet> sub_net_;  // the sub-batch's network (kept across iterations)
   int64_t sub_net_n_ = 0;
   double theta_norm_ = 0.0;  // |theta_old| (finite differences)
