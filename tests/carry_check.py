@@ -5,14 +5,17 @@ packages. The rule, checked on real binaries:
     libstdc++, libgcc_s, the driver, CUDA 13's cuBLAS, cuDNN and NCCL - or lies inside the carry;
   - no binary or carried library needs a GLIBC_ version above 2.34, a GLIBCXX_ above 3.4.29 or a CXXABI_
     above 1.3.13 (the carry holds no libstdc++: Debian 12's needs GLIBC_2.36);
-  - libopenblas travels once, as a shared library every binary links (not linked into each binary);
+  - libopenblas travels once, as a shared library every binary that uses BLAS links (not linked into each
+    binary; gpu_nccl_test uses no BLAS);
   - the whole carry is at most 60 MiB (the device tool carries 64 MiB in all).
 
   carry_check.py pack DEST BINARY...       copy the binaries into DEST and what they need beyond the image
                                            into DEST/lib (tools/gpu_pack.sh)
   carry_check.py check DEST                check the rule on DEST; exit 1 naming each breach
-  carry_check.py selftest BINARY...        pack the given binaries into a temporary carry and check it (ctest);
-                                           exit 77 (skipped) with the reason when ldd or objdump is missing
+  carry_check.py selftest [--mpi-build] BINARY...
+                                           pack the given binaries into a temporary carry and check it (ctest);
+                                           exit 77 (skipped) with the reason when ldd or objdump is missing;
+                                           --mpi-build: binaries of an MPI build, whose MPI libraries never travel
 """
 import os
 import re
@@ -36,8 +39,19 @@ IMAGE_GIVES = [re.compile(p) for p in (
 )]
 
 
+# An MPI build's own libraries (Open MPI and what it loads). The carried binaries are built without MPI
+# (tools/gpu_pack.sh: -DRL2_ENABLE_MPI=OFF; the image has no libmpi and a lent machine one GPU), so when
+# ctest checks the rule on an MPI build's binaries (selftest --mpi-build) these are left out of the rule.
+MPI_LIBS = [re.compile(p) for p in (
+    r"libmpi(_cxx)?\.so\.[0-9]+", r"libopen-(pal|rte)\.so\.[0-9]+", r"libevent(_[a-z]+)?-[0-9.]+\.so\.[0-9]+",
+    r"libhwloc\.so\.[0-9]+", r"libudev\.so\.[0-9]+", r"libpmix\.so\.[0-9]+", r"libltdl\.so\.[0-9]+",
+    r"libfabric\.so\.[0-9]+", r"libuc[pst]\.so\.[0-9]+", r"libnl(-[a-z]+)?-3\.so\.[0-9]+",
+)]
+MPI_BUILD = False
+
+
 def image_gives(soname):
-    return any(p.fullmatch(soname) for p in IMAGE_GIVES)
+    return any(p.fullmatch(soname) for p in IMAGE_GIVES) or (MPI_BUILD and any(p.fullmatch(soname) for p in MPI_LIBS))
 
 
 def is_elf(path):
@@ -77,6 +91,13 @@ def objdump_p(path):
 
 def needed(path):
     return re.findall(r"^\s*NEEDED\s+(\S+)", objdump_p(path), re.M)
+
+
+def names_cblas(path):
+    """Whether the file's symbol tables (static or dynamic) name a cblas_ function: it uses BLAS, linked either way
+    (a stripped binary names nothing; ours are not stripped)."""
+    out = subprocess.run(["objdump", "-t", "-T", path], capture_output=True, text=True, timeout=60).stdout
+    return re.search(r"\scblas_\w+$", out, re.M) is not None
 
 
 def version_refs(path):
@@ -176,8 +197,8 @@ def check(dest, limit_mib=LIMIT_MIB):
         if sum(n.startswith("libopenblas") for n in carried) != 1:
             errors.append("more than one OpenBLAS in the carry: %s" % sorted(n for n in carried if "openblas" in n))
     for b in binaries:
-        if "libopenblas.so.0" not in needed(b):
-            errors.append("%s does not link libopenblas.so.0 shared (OpenBLAS must travel once, in lib/)"
+        if "libopenblas.so.0" not in needed(b) and names_cblas(b):
+            errors.append("%s uses BLAS without linking libopenblas.so.0 shared (OpenBLAS must travel once, in lib/)"
                           % os.path.basename(b))
     size = du_mib(dest)
     if limit_mib is not None and size > limit_mib:
@@ -212,6 +233,10 @@ def main(argv):
         return 0
     if cmd == "check":
         return report(check(args[0]))
+    if args and args[0] == "--mpi-build":
+        global MPI_BUILD
+        MPI_BUILD, args = True, args[1:]
+        print("MPI build: its MPI libraries are left out of the rule (the carry is built with RL2_ENABLE_MPI=OFF)")
     for b in args:
         if not os.path.isfile(b):
             print("carry_check: %s is not built" % b)

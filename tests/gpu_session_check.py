@@ -3,7 +3,8 @@
 --gtest_list_tests` and kernels/*.cu:
   - every gtest filter of the script (families, sanitizer cases) matches tests, each of its patterns does,
     and each negative pattern removes some;
-  - every gpu test falls in exactly one family (none is left out, none runs twice);
+  - every gpu test falls in exactly one family (none is left out, none runs twice); every other gpu test binary
+    beside rl2_gpu_tests (gpu_nccl_test) is run whole by exactly one family ("also") and lists tests;
   - the kernels the script hands racecheck and synccheck are ours and are exactly those that use shared
     memory (directly or through a __device__ helper such as step_ops.cu's block_reduce);
   - memcheck's kernel-name filter (the mangled prefix of namespace rl2) names every kernel of the binary;
@@ -100,6 +101,7 @@ def main(argv):
     sanitize = {r[1]: r[2] for r in rows if r[0] == "sanitize"}
     shared_named = [r[2] for r in rows if r[0] == "kernel" and r[1] == "shared"]
     ours = [r[2] for r in rows if r[0] == "kernel" and r[1] == "ours"]
+    also = [(r[1], b) for r in rows if r[0] == "also" for b in r[2].split()]
     print("%d gpu tests; families: %s; sanitizer filters: %s" % (len(tests), ", ".join(families), ", ".join(sanitize)))
     if not families:
         errors.append("the script names no test family")
@@ -126,6 +128,29 @@ def main(argv):
             errors.append("gpu test %s is in no family of gpu_session.sh" % t)
         elif len(fams) > 1:
             errors.append("gpu test %s is in %d families (%s): it would run twice" % (t, len(fams), ", ".join(fams)))
+
+    # The binaries a family runs whole: each named once, by a family, and each gpu_* binary built beside
+    # rl2_gpu_tests named (absent ones are fine: gpu_nccl_test exists only where the build found NCCL).
+    test_dir = os.path.dirname(os.path.abspath(binary))
+    built = sorted(f for f in os.listdir(test_dir) if re.fullmatch(r"gpu_\w+", f)
+                   and os.path.isfile(os.path.join(test_dir, f)) and os.access(os.path.join(test_dir, f), os.X_OK))
+    named = [b for _, b in also]
+    for fam, b in also:
+        if fam not in families:
+            errors.append("also %s: %s is not a family" % (b, fam))
+        if b in built:
+            n = len(gtest_list(os.path.join(test_dir, b)))
+            print("  also      %-12s %3d tests  %s (whole)" % (fam, n, b))
+            if n == 0:
+                errors.append("also %s: %s lists no test" % (fam, b))
+        else:
+            print("  also      %-12s   (not built here) %s" % (fam, b))
+    for b in sorted(set(named)):
+        if named.count(b) > 1:
+            errors.append("binary %s is run by %d families: it would run twice" % (b, named.count(b)))
+    for b in built:
+        if b not in named:
+            errors.append("gpu test binary %s is run by no family of gpu_session.sh" % b)
 
     # The sanitizers' kernel filters.
     kernels, shared, helpers = shared_memory_kernels()

@@ -7,8 +7,10 @@
 #   bash tools/gpu_session.sh --dry-run        print the steps and their limits; run nothing
 #   bash tools/gpu_session.sh --list-filters   the gtest filters and kernel names (tests/gpu_session_check.py)
 # Steps, in order, each under its own limit and all under one deadline:
-#   1. libraries (stop at once, naming a missing one), nvidia-smi, `rl2-cuda info` (runtime cuDNN/cuBLAS)
-#   2. the gpu test families, one process each, not brief, line-buffered, gtest XML kept
+#   1. libraries (stop at once, naming a missing one; only gpu_nccl_test is skipped instead), nvidia-smi,
+#      `rl2-cuda info` (runtime cuDNN/cuBLAS)
+#   2. the gpu test families, one process each, not brief, line-buffered, gtest XML kept; the network family
+#      runs gpu_nccl_test (one-rank NCCL) after rl2_gpu_tests
 #   3. compute-sanitizer: memcheck on our own kernels (the smallest case of each family), then racecheck and
 #      synccheck on the kernels with shared memory (step_ops.cu's reductions, the rollout's heads)
 #   4. with the time left: bandit bench, a short bandit training and its held-out evaluation, a maze bench
@@ -28,6 +30,9 @@ declare -A FILTER=(
   [encoder]='*GpuEncoder*'
   [maze]='*GpuMaze*-*GpuMazeParity*'
 )
+# Test binaries of their own that a family runs whole after rl2_gpu_tests, where the carry has them (a build
+# without NCCL has no gpu_nccl_test) and their libraries were found.
+declare -A ALSO=([network]=gpu_nccl_test)
 # Our kernels are all in namespace rl2: their mangled names start with _ZN3rl2; cuDNN's and cuBLAS's do not,
 # so the sanitizers instrument only ours.
 readonly OUR_KERNELS=_ZN3rl2
@@ -47,7 +52,7 @@ STEPS=(
   "info 15 rl2-cuda info: build, device, cuBLAS and cuDNN loaded at run time"
   "environments 15 gpu tests: environments"
   "rollout 25 gpu tests: rollout"
-  "network 20 gpu tests: network, the backend's step ops and reductions"
+  "network 20 gpu tests: network, the backend's step ops and reductions; gpu_nccl_test (one-rank NCCL, ~1 s)"
   "learner 30 gpu tests: learner"
   "encoder 15 gpu tests: encoder"
   "maze 30 gpu tests: maze"
@@ -78,6 +83,7 @@ dry_run() {
 list_filters() {
   local f k
   for f in "${FAMILIES[@]}"; do printf 'family\t%s\t%s\n' "$f" "${FILTER[$f]}"; done
+  for f in "${!ALSO[@]}"; do printf 'also\t%s\t%s\n' "$f" "${ALSO[$f]}"; done
   printf 'sanitize\tmemcheck\t%s\n' "$MEMCHECK_FILTER"
   printf 'sanitize\tracecheck\t%s\n' "$SHARED_FILTER"
   printf 'sanitize\tsynccheck\t%s\n' "$SHARED_FILTER"
@@ -112,8 +118,8 @@ command -v stdbuf > /dev/null && BUF=(stdbuf -oL -eL)
 
 pack() { tar -czf "$ARCHIVE.tmp" -C "$WORK" logs xml 2> /dev/null && mv "$ARCHIVE.tmp" "$ARCHIVE"; }
 
-# The CUDA 13 libraries the image gives: the toolkit's, else PyTorch's pip wheels (site-packages/nvidia/*/lib),
-# else the system's. Both cuBLAS libraries come from one folder.
+# The CUDA 13 libraries the image gives: the toolkit's, else PyTorch's pip wheels (site-packages/nvidia/*/lib;
+# NCCL in nvidia/nccl/lib), else the system's. Both cuBLAS libraries come from one folder.
 site_dirs() {
   python3 - 2> /dev/null << 'EOF'
 import site
@@ -143,8 +149,9 @@ find_lib() {  # first folder holding $1: the toolkit's, PyTorch's CUDA 13 wheels
 CUBLAS_DIR=$(find_lib libcublas.so.13)
 CUDNN_DIR=$(find_lib libcudnn.so.9)
 NVRTC_DIR=$(find_lib libnvrtc.so.13)  # cuDNN's runtime-compiled engines load it, if there
+NCCL_DIR=$(find_lib libnccl.so.2)     # gpu_nccl_test only
 libpath=$PWD/$CARRY/lib
-for d in "$CUBLAS_DIR" "$CUDNN_DIR" "$NVRTC_DIR"; do
+for d in "$CUBLAS_DIR" "$CUDNN_DIR" "$NVRTC_DIR" "$NCCL_DIR"; do
   [ -n "$d" ] && [[ ":$libpath:" != *":$d:"* ]] && libpath+=:$d
 done
 # Only our binaries (and the sanitizer, which hands its environment to them) see the carried libraries: the
@@ -215,7 +222,8 @@ gtest_line() {
   skipped=$(grep -cE '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log")
   total=$(grep -oE '^\[==========\] [0-9]+ tests? from [0-9]+ test suites? ran' "$log" | grep -oE '[0-9]+' | head -1)
   running=$(awk '/^\[ RUN      \]/ {t = $4} /^\[       OK \]|^\[  FAILED  \]|^\[  SKIPPED \]/ {sub(/,$/, "", $4); if ($4 == t) t = ""}
-                 END {print t}' "$log")
+                 /^=== binary / {if (t != "" && stop == "") stop = t; t = ""}
+                 END {print (stop != "" ? stop : t)}' "$log")
   local nfail=0
   [ -n "$failed" ] && nfail=$(wc -l <<< "$failed")
   if ((rc == 124 || rc == 137)); then verdict=TIMEOUT
@@ -241,10 +249,24 @@ outcome() {  # outcome NAME: "exit RC, S s", and the error line of a failed step
   echo "exit $RC, $STEP_S s${err:+: $err}"
 }
 
+# A family's process: rl2_gpu_tests with the family's filter, then each binary of ALSO whole (gtest XML each,
+# an "=== binary NAME exit RC" line after each); exits with the first failing status. One limit, one log.
+readonly FAMILY_SH='xml=$1 f=$2 filter=$3; shift 3; "$1" --gtest_filter="$filter" --gtest_output="xml:$xml/$f.xml"; '\
+'rc=$?; echo "=== binary ${1##*/} exit $rc"; shift; for b; do "$b" --gtest_output="xml:$xml/${f}_${b##*/}.xml"; '\
+'s=$?; echo "=== binary ${b##*/} exit $s"; ((rc)) || rc=$s; done; exit $rc'
+declare -A ALSO_MISSING  # binary of ALSO -> the library ldd could not find (check_libs): not run
+
 family_step() {  # family_step NAME [EXTRA_ENV...]
-  local f=$1
-  run_step "$f" "${RL2ENV[@]}" "${@:2}" "$CARRY/rl2_gpu_tests" --gtest_filter="${FILTER[$f]}" --gtest_output="xml:$XML/$f.xml"
-  RESULT[$f]=$(gtest_line "$LOGS/$f.log" "$RC" "$STEP_S")
+  local f=$1 b also=() skipped=""
+  for b in ${ALSO[$f]:-}; do
+    if [ ! -x "$CARRY/$b" ]; then skipped+=" (no $b in the carry)"
+    elif [ -n "${ALSO_MISSING[$b]:-}" ]; then skipped+=" ($b not run: ${ALSO_MISSING[$b]})"
+    else also+=("$CARRY/$b")
+    fi
+  done
+  run_step "$f" "${RL2ENV[@]}" "${@:2}" bash -c "$FAMILY_SH" family "$XML" "$f" "${FILTER[$f]}" "$CARRY/rl2_gpu_tests" \
+    "${also[@]}"
+  RESULT[$f]=$(gtest_line "$LOGS/$f.log" "$RC" "$STEP_S")$skipped
 }
 
 sanitizer_step() {  # sanitizer_step TOOL GTEST_FILTER KERNEL_FILTER_ARGS...
@@ -265,10 +287,10 @@ sanitizer_step() {  # sanitizer_step TOOL GTEST_FILTER KERNEL_FILTER_ARGS...
 SAN_REFUSED=
 
 check_libs() {  # ldd of each carried binary with the session's LD_LIBRARY_PATH; nothing may be missing
-  local log=$LOGS/libs.log b out problems=()
+  local log=$LOGS/libs.log b out line problems=()
   {
     echo "LD_LIBRARY_PATH=$RL2_LDP"
-    echo "cuBLAS: ${CUBLAS_DIR:-none}; cuDNN: ${CUDNN_DIR:-none}; nvrtc: ${NVRTC_DIR:-none}"
+    echo "cuBLAS: ${CUBLAS_DIR:-none}; cuDNN: ${CUDNN_DIR:-none}; nvrtc: ${NVRTC_DIR:-none}; NCCL: ${NCCL_DIR:-none}"
     echo "compute-sanitizer: ${SAN:-none}; nvidia-smi: ${SMI:-none}"
     ldd --version | head -1
   } > "$log"
@@ -286,6 +308,17 @@ check_libs() {  # ldd of each carried binary with the session's LD_LIBRARY_PATH;
       problems+=("$b: $(sed -E 's/^[[:space:]]+//; s/ \(0x[0-9a-f]+\)$//' <<< "$line")")
     done < <(grep -E 'not found' <<< "$out")
   done
+  # The binaries of ALSO are optional: a library they lack (NCCL for gpu_nccl_test) skips them, not the session.
+  for b in $(printf '%s\n' "${ALSO[@]}" | sort -u); do
+    [ -x "$CARRY/$b" ] || continue
+    out=$(LD_LIBRARY_PATH=$RL2_LDP timeout 3 ldd "$CARRY/$b" 2>&1)
+    printf -- '--- ldd %s\n%s\n' "$b" "$out" >> "$log"
+    line=$(grep -m1 'not found' <<< "$out" | sed -E 's/^[[:space:]]+//; s/ \(0x[0-9a-f]+\)$//')
+    if [ -n "$line" ]; then
+      ALSO_MISSING[$b]=$line
+      echo "warning: $b will not run: $line" >> "$log"
+    fi
+  done
   for lib in libcudnn_adv.so.9 libcudnn_cnn.so.9; do
     [ -n "$CUDNN_DIR" ] && [ ! -e "$CUDNN_DIR/$lib" ] && echo "warning: no $lib beside libcudnn.so.9" >> "$log"
   done
@@ -294,7 +327,8 @@ check_libs() {  # ldd of each carried binary with the session's LD_LIBRARY_PATH;
     RESULT[libs]=$(printf 'MISSING: %s\n' "${problems[@]:0:4}")
     return 1
   fi
-  RESULT[libs]="ok: cuBLAS from ${CUBLAS_DIR:-?}, cuDNN from ${CUDNN_DIR:-?}"
+  RESULT[libs]="ok: cuBLAS from ${CUBLAS_DIR:-?}, cuDNN from ${CUDNN_DIR:-?}, NCCL from ${NCCL_DIR:-none}"
+  for b in "${!ALSO_MISSING[@]}"; do RESULT[libs]+="; $b will not run: ${ALSO_MISSING[$b]}"; done
 }
 
 throughput() {  # throughput lines from the JSON of the bench, train and eval steps
@@ -362,7 +396,7 @@ if [ "${1:-}" = rerun ]; then
   MODE="rerun $fam, CUDA_LAUNCH_BLOCKING=1"
   lim=${3:-240}
   [[ $lim =~ ^[0-9]+$ ]] && ((lim <= BUDGET)) || { echo "gpu_session: rerun limit: seconds, at most $BUDGET" >&2; exit 2; }
-  [ -n "${4:-}" ] && FILTER[$fam]=$4
+  [ -n "${4:-}" ] && FILTER[$fam]=$4 && ALSO[$fam]=""  # a narrowed rerun runs rl2_gpu_tests only
   DEADLINE=$((START + lim + 5))
   ARCHIVE=$OUT/gpu_rerun_$fam.tar.gz
   SUMMARY=$OUT/summary_rerun_$fam.txt

@@ -3,7 +3,7 @@
 # without nvcc the build is CPU-only). Skips apt entirely when everything is already installed.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ python3 python3-numpy python3-pip libcli11-dev nlohmann-json3-dev librandom123-dev libgtest-dev libopenblas-dev libpng-dev
-      libprotobuf-dev protobuf-compiler libonnx-dev libisal-dev)
+      libprotobuf-dev protobuf-compiler libonnx-dev libisal-dev openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

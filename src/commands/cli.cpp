@@ -34,6 +34,18 @@ Config files (--config run.toml) hold flags by name; flags of a subcommand go un
 Unknown keys are an error. Global flags (--device --seed --format --threads --config) may also follow
 the subcommand. Run `rl2-cuda <command> --help` for each command's flags.)";
 
+// Reports an error and returns the exit status. One process: the line. Ranks: an error all ranks raised
+// together (collective) is rank 0's line and every rank's status; any other is one rank's own, which the
+// others cannot know of: its line, naming the rank, then the whole job ends (every rank exits non-zero).
+int finish(const LaunchedRank& launched, const std::string& line, int code, bool collective) {
+  if (launched.size <= 1 || (collective && launched.rank == 0)) std::cerr << line << "\n";
+  if (launched.size <= 1 || collective) return code;
+  std::cerr << line << " (rank " << launched.rank << " of " << launched.size << "; ending every rank)\n"
+            << std::flush;
+  world().abort(code);
+  return code;  // not reached: abort ends the process
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -99,6 +111,13 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--train-iterations", bn.train_iterations,
                     "timed TRPO iterations per device (after one warm-up) for the training rows; 0 skips them")
       ->capture_default_str();
+  bench->add_option("--ranks", bn.ranks,
+                    "instead: data-parallel scaling of CPU training over these rank counts (e.g. 1,2; launches "
+                    "mpirun), strong and weak, with projected GPU rows (docs/scaling.md)")
+      ->delimiter(',');
+  bench->add_option("--rank-steps", bn.rank_steps,
+                    "with --ranks: one rank's steps per iteration (weak scaling; strong uses this x the largest R)")
+      ->capture_default_str();
 
   CLI::App* repro = app.add_subcommand(
       "reproduce", "train and evaluate the paper's RL² cells with their recipes, beside the paper and our baselines");
@@ -129,17 +148,24 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   render->add_option("--policy", rf.policy, "who picks the actions: random (seeded)")->capture_default_str();
 
+  // Under an MPI launcher every rank parses the same flags: rank 0 alone reports what they all found.
+  const LaunchedRank launched = launched_rank();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "rl2-cuda: error: " << e.what() << " (see rl2-cuda --help)\n";
+    if (e.get_exit_code() == 0) return launched.rank == 0 ? app.exit(e) : 0;  // --help, --version
+    if (launched.rank == 0) std::cerr << "rl2-cuda: error: " << e.what() << " (see rl2-cuda --help)\n";
     return 2;
   }
 
   try {
+    // Training and evaluation run over ranks; every other command is one process's work.
+    if (launched.size > 1 && !*train && !*eval)
+      throw CollectiveError("only train and eval run over several ranks (mpirun -np " +
+                                std::to_string(launched.size) + "); run this command as one process",
+                            2);
     if (*base) return run_baselines(g, bf);
-    if (*bench) return run_bench(g, bn);
+    if (*bench) return bn.ranks.empty() ? run_bench(g, bn) : run_bench_ranks(g, bn);
     if (*info) return run_info(g);
     if (*train) {
       tf.seed = g.seed;
@@ -158,17 +184,18 @@ int run_cli(int argc, char** argv) {
   } catch (const Interrupted& e) {
     // SIGINT/SIGTERM during training: the checkpoint is saved; exit as a shell reports death by the
     // signal (128 + its number: 130 for SIGINT, 143 for SIGTERM), so schedulers and scripts see it.
-    std::cerr << "rl2-cuda: " << e.what() << "\n";
-    return 128 + e.signal();
+    // Ranks stop together (train_run agrees), so rank 0 alone says so.
+    return finish(launched, "rl2-cuda: " + std::string(e.what()), 128 + e.signal(), true);
+  } catch (const CollectiveError& e) {
+    return finish(launched, "rl2-cuda: error: " + std::string(e.what()), e.code(), true);
   } catch (const InputError& e) {
-    std::cerr << "rl2-cuda: error: " << e.what() << "\n";
-    return 2;
+    return finish(launched, "rl2-cuda: error: " + std::string(e.what()), 2, false);
   } catch (const Error& e) {
-    std::cerr << "rl2-cuda: error: " << e.what() << (e.where().empty() ? "" : " [at " + e.where() + "]") << "\n";
-    return 1;
+    return finish(launched,
+                  "rl2-cuda: error: " + std::string(e.what()) + (e.where().empty() ? "" : " [at " + e.where() + "]"), 1,
+                  false);
   } catch (const std::exception& e) {
-    std::cerr << "rl2-cuda: error: " << e.what() << "\n";
-    return 1;
+    return finish(launched, "rl2-cuda: error: " + std::string(e.what()), 1, false);
   }
 }
 

@@ -2,6 +2,8 @@
 // that let training stop between iterations.
 #include "commands/common.hpp"
 
+#include "rl2/core/comm.hpp"
+
 #include <cblas.h>  // OpenBLAS's cblas.h: openblas_get_config/corename, and OPENBLAS_VERSION
 #include <gnu/libc-version.h>
 #include <omp.h>
@@ -156,7 +158,7 @@ nlohmann::json provenance(Device backend) {
                 {"driver", g.driver_version}};
   }
   p["threads"] = omp_get_max_threads();
-  p["ranks"] = 1;  // one process until the MPI scale-out (DESIGN.md section 10)
+  p["ranks"] = world().size();  // mpirun -np R (docs/scaling.md)
   p["cpu"] = {{"model", cpu_model()}, {"logical_cpus", std::thread::hardware_concurrency()}};
   // The BLAS kernel may change the last bits across CPU types (DESIGN.md section 11): record the core
   // OpenBLAS picked at run time (DYNAMIC_ARCH) and the variable that can force it.

@@ -10,6 +10,7 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
@@ -101,8 +102,11 @@ struct BenchFlags {
   int64_t sweep_max = 1 << 20;
   double cpu_budget_s = 20.0;
   int32_t train_iterations = 2;  // timed training iterations per device and size (0: none)
+  std::vector<int> ranks;         // bench --ranks: data-parallel scaling over these rank counts
+  int64_t rank_steps = 10000;     // one rank's steps per iteration (weak scaling; strong: x the largest R)
 };
 int run_bench(const GlobalFlags& g, const BenchFlags& f);
+int run_bench_ranks(const GlobalFlags& g, const BenchFlags& f);  // bench_ranks.cpp
 
 int run_info(const GlobalFlags& g);
 

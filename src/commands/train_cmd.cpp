@@ -180,36 +180,87 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
       ->capture_default_str();
 }
 
-Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human) {
-  RL2_REQUIRE(f.max_minutes >= 0.0 && std::isfinite(f.max_minutes), "--max-minutes must be 0 (no limit) or more");
-  RL2_REQUIRE(f.eval_every >= 0, "--eval-every must be 0 (never) or more");
-  RL2_REQUIRE(f.eval_instances >= 1, "--eval-instances must be at least 1");
+// Ranks (mpirun -np R): every rank resolves the run itself, then they agree that each did so without error
+// and with the same configuration and starting iteration, so a difference is one line from rank 0.
+void agree_on_run(Comm& comm, const LoadedRun& run, const std::string& dir) {
+  if (comm.size() == 1) return;
+  nlohmann::json mine = config_to_json(run.cfg);
+  mine["start_iteration"] = run.state.iteration;
+  mine["run_dir"] = dir;
+  const std::vector<std::string> all = comm.all_gather(mine.dump());
+  const nlohmann::json first = nlohmann::json::parse(all[0]);
+  for (size_t r = 1; r < all.size(); ++r) {
+    const nlohmann::json other = nlohmann::json::parse(all[r]);
+    if (other == first) continue;
+    std::string key;
+    for (const auto& [k, v] : first.items())
+      if (!other.contains(k) || other[k] != v) {
+        key = k + " (" + v.dump() + " on rank 0, " + (other.contains(k) ? other[k].dump() : "none") + " on rank " +
+              std::to_string(r) + ")";
+        break;
+      }
+    throw CollectiveError("the ranks were started with different training settings: " +
+                              (key.empty() ? "rank " + std::to_string(r) + " has more" : key) +
+                              "; give every rank the same flags and run directory",
+                          2);
+  }
+}
+
+Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& human_out) {
+  Comm& comm = world();
+  // Only rank 0 speaks and writes; the other ranks train in step.
+  static std::ostream quiet(nullptr);  // a stream without a buffer discards what it is given
+  std::ostream& human = comm.rank() == 0 ? human_out : quiet;
   std::string note;
   LoadedRun run;
   std::string dir;
-  if (!f.resume.empty()) {
-    RL2_REQUIRE(f.out.empty() || f.out == f.resume, "--resume and --out name different directories");
-    run = load_run(f.resume);
-    RL2_REQUIRE(fs::path(run.source).filename() == "checkpoint.safetensors",
-                f.resume + " holds no checkpoint.safetensors to resume from");
-    if (f.iterations != TrainFlags::kUnset) run.cfg.iterations = f.iterations;
-    dir = f.resume;
-  } else {
-    TrainFlags flags = f;
-    flags.seed = g.seed;
-    run.cfg = flags.to_config();
-    dir = f.out.empty() ? fresh_run_dir(run.cfg.env, run.cfg.seed) : f.out;
-    RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
-                dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
+  std::string failure;
+  int code = 2;
+  try {
+    RL2_REQUIRE(f.max_minutes >= 0.0 && std::isfinite(f.max_minutes), "--max-minutes must be 0 (no limit) or more");
+    RL2_REQUIRE(f.eval_every >= 0, "--eval-every must be 0 (never) or more");
+    RL2_REQUIRE(f.eval_instances >= 1, "--eval-instances must be at least 1");
+    if (!f.resume.empty()) {
+      RL2_REQUIRE(f.out.empty() || f.out == f.resume, "--resume and --out name different directories");
+      run = load_run(f.resume);
+      RL2_REQUIRE(fs::path(run.source).filename() == "checkpoint.safetensors",
+                  f.resume + " holds no checkpoint.safetensors to resume from");
+      if (f.iterations != TrainFlags::kUnset) run.cfg.iterations = f.iterations;
+      dir = f.resume;
+    } else {
+      TrainFlags flags = f;
+      flags.seed = g.seed;
+      run.cfg = flags.to_config();
+      dir = f.out.empty() ? fresh_run_dir(run.cfg.env, run.cfg.seed) : f.out;
+      RL2_REQUIRE(!fs::exists(fs::path(dir) / "checkpoint.safetensors"),
+                  dir + " already holds a run; use --resume " + dir + " to continue it or another --out");
+    }
+  } catch (const InputError& e) {
+    if (comm.size() == 1) throw;
+    failure = e.what();
+  } catch (const Error& e) {
+    if (comm.size() == 1) throw;
+    failure = e.what();
+    code = 1;
   }
+  agree(comm, failure, code);  // over ranks: every rank fails here when one did (rank 0 says which)
+  agree_on_run(comm, run, dir);
   apply_train_threads(g, run.cfg);
   const Device device = train_device(g, &note);
   human << note << "\n";
-  auto learner = make_learner(device, run.cfg);
+  auto learner = make_learner(device, run.cfg, comm);
   if (!f.resume.empty()) learner->set_state(run.state);
   human << "training RL² (" << run.cfg.algo << ") on " << run.cfg.env.describe() << ": " << run.cfg.iterations
-        << " iterations x " << run.cfg.trials_per_iter() << " trials (" << run.cfg.trials_per_iter() * run.cfg.env.trial_length()
-        << " steps), GRU " << run.cfg.hidden << ", seed " << run.cfg.seed << ", run dir " << dir << "\n";
+        << " iterations x " << run.cfg.trials_per_iter() << " trials ("
+        << run.cfg.trials_per_iter() * run.cfg.env.trial_length() << " steps), GRU " << run.cfg.hidden << ", seed "
+        << run.cfg.seed << ", run dir " << dir << "\n";
+  if (comm.size() > 1) {
+    human << "ranks: " << comm.describe() << "; each plays and trains on its share of every batch";
+    if (device == Device::kCuda || run.cfg.env.kind == EnvKind::kMaze)
+      human << " (the numbers repeat for this rank count; they equal one process's only on the CPU without the "
+               "maze's encoder, docs/scaling.md)";
+    human << "\n";
+  }
   RunOptions opt;
   opt.dir = dir;
   opt.checkpoint_every = std::max<int64_t>(1, f.checkpoint_every);
@@ -217,15 +268,16 @@ Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& hu
   opt.eval_every = f.eval_every;
   opt.eval_instances = f.eval_instances;
   opt.provenance = provenance(device);
+  opt.comm = &comm;
   {
     // SIGINT/SIGTERM (Ctrl-C, a scheduler's preemption): train_run finishes the iteration in flight,
     // checkpoints it and throws Interrupted, which run_cli turns into one line and exit 128 + signal.
     const StopSignals stop;
     opt.stop = &stop.received();
-    train_run(*learner, run.cfg, opt, std::cerr, isatty(fileno(stderr)) != 0);
+    train_run(*learner, run.cfg, opt, comm.rank() == 0 ? std::cerr : quiet, isatty(fileno(stderr)) != 0);
   }
   run.state = learner->state();
-  export_policy((fs::path(dir) / "policy.safetensors").string(), run.cfg, run.state);
+  if (comm.rank() == 0) export_policy((fs::path(dir) / "policy.safetensors").string(), run.cfg, run.state);
   run.source = dir;
   human << "trained " << run.state.iteration << " iterations in " << static_cast<int>(run.state.elapsed_seconds)
         << " s; policy exported to " << (fs::path(dir) / "policy.safetensors").string() << "\n";
@@ -270,7 +322,9 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
                       8.0 * cfg.hidden + 4.0 * biggest.bytes_per_trial() +
                           4.0 * static_cast<double>(cfg.input_layout().size() + cfg.policy_shape().cache_floats_per_step()),
                       "--instances");
-  auto learner = make_learner(device, cfg);
+  // Over ranks (mpirun) each plays its share of the instances; rank 0 writes and prints.
+  Comm& comm = world();
+  auto learner = make_learner(device, cfg, comm);
   learner->set_state(run.state);
   nlohmann::json e;
   std::string table;
@@ -286,11 +340,13 @@ int run_eval(const GlobalFlags& g, const EvalFlags& f) {
     constexpr int64_t kVideoTrials = 3;
     const EnvConfig small = maze_eval_env(cfg.env, false);
     const EvalResult r = learner->evaluate(small, kVideoTrials, kEvalStream, true);
+    if (comm.rank() != 0) return 0;
     const int64_t files = write_maze_videos(f.video, small.maze, cfg.seed, kEvalStream, kVideoTrials, r.actions);
     g.human() << "video: " << files << " PNG files of the first " << kVideoTrials << " evaluation trials ("
               << small.describe() << ") in " << f.video << "\n";
     e["video"] = f.video;
   }
+  if (comm.rank() != 0) return 0;
   if (g.json()) {
     std::cout << e.dump() << "\n";
     return 0;

@@ -5,11 +5,24 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "rl2/core/device.hpp"
 
 namespace rl2 {
+namespace {
+
+// This process's rank among the ranks an MPI launcher started on this node (0 without one).
+int local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v >= '0' && *v <= '9') return std::atoi(v);
+  }
+  return 0;
+}
+
+}  // namespace
 
 const CudaProbe& cuda_probe() {
   static CudaProbe probe;
@@ -32,13 +45,16 @@ const CudaProbe& cuda_probe() {
       probe.reason = "no CUDA device found";
       return;
     }
+    // One GPU per rank: a launcher's local rank picks the device (docs/scaling.md); one process uses 0.
+    const int dev = local_rank() % count;
+    probe.device = dev;
     cudaDeviceProp prop{};
-    err = cudaGetDeviceProperties(&prop, 0);
-    if (err == cudaSuccess) err = cudaSetDevice(0);
+    err = cudaGetDeviceProperties(&prop, dev);
+    if (err == cudaSuccess) err = cudaSetDevice(dev);
     size_t free_b = 0, total_b = 0;
     if (err == cudaSuccess) err = cudaMemGetInfo(&free_b, &total_b);
     if (err != cudaSuccess) {
-      probe.reason = std::string("CUDA device 0 did not answer (") + cudaGetErrorName(err) + ")";
+      probe.reason = "CUDA device " + std::to_string(dev) + " did not answer (" + cudaGetErrorName(err) + ")";
       cudaGetLastError();
       return;
     }

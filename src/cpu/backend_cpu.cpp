@@ -34,39 +34,65 @@ void run_op(const Op& op, int64_t min_parallel = kParallelItems) {
   for (int64_t k = 0; k < n; ++k) op(k);
 }
 
+// One sum per segment over its active steps (inactive steps add 0), by time then trial; with center c the
+// squared deviations (x - c)².
+template <class Real>
+std::vector<double> masked_step_sum_parts(int64_t T, const TrialSegments& segs, const Real* x, const float* mask,
+                                          const double* center) {
+  const int64_t N = segs.trials();
+  std::vector<double> parts(static_cast<size_t>(segs.count()));
+  for (int64_t u = 0; u < segs.count(); ++u) {
+    double s = 0.0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = segs.begin(u); i < segs.end(u); ++i) {
+        const int64_t k = t * N + i;
+        const double e = ops::inactive(mask, k) ? 0.0 : static_cast<double>(x[k]) - (center ? *center : 0.0);
+        s += center ? e * e : e;
+      }
+    parts[static_cast<size_t>(u)] = s;
+  }
+  return parts;
+}
+
+double sum_in_order(const std::vector<double>& parts) {
+  double total = 0.0;
+  for (double p : parts) total += p;
+  return total;
+}
+
 template <class Real>
 double masked_step_sum(int64_t T, int64_t N, const Real* x, const float* mask) {
-  return chunked_sum(T, N, [&](int64_t t, int64_t i) {
-    const int64_t k = t * N + i;
-    return ops::inactive(mask, k) ? 0.0 : static_cast<double>(x[k]);
-  });
+  return sum_in_order(masked_step_sum_parts(T, TrialSegments::chunks(N, T), x, mask, nullptr));
 }
 
 template <class Real>
 std::pair<double, double> masked_mean_var(int64_t T, int64_t N, const Real* x, const float* mask, double active) {
-  const double mean = masked_step_sum(T, N, x, mask) / active;
-  const double var = chunked_sum(T, N, [&](int64_t t, int64_t i) {
-                       const int64_t k = t * N + i;
-                       const double e = ops::inactive(mask, k) ? 0.0 : static_cast<double>(x[k]) - mean;
-                       return e * e;
-                     }) /
-                     active;
-  return {mean, var};
+  const TrialSegments segs = TrialSegments::chunks(N, T);
+  const double mean = sum_in_order(masked_step_sum_parts(T, segs, x, mask, nullptr)) / active;
+  return {mean, sum_in_order(masked_step_sum_parts(T, segs, x, mask, &mean)) / active};
 }
 
 class CpuNet final : public BackendNet {
  public:
   CpuNet(const NetShape& shape, int64_t T) : shape_(shape), T_(T) {}
-  void forward(const float* params, const float* x, int64_t batch, float* out) override {
-    net_forward(shape_, params, x, T_, batch, cache_, out);
+  void forward(const float* params, const float* x, int64_t batch, float* out, const TrialSegments* segs) override {
+    net_forward(shape_, params, x, T_, batch, cache_, out, segs);
   }
-  void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) override {
+  void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad,
+                const TrialSegments* segs) override {
     std::fill(grad, grad + shape_.size(), 0.0f);
-    net_backward(shape_, params, x, T_, batch, cache_, d_out, grad);
+    net_backward(shape_, params, x, T_, batch, cache_, d_out, grad, segs);
+  }
+  bool backward_parts(const float* params, const float* x, const float* d_out, const TrialSegments& segs,
+                      float* parts) override {
+    if (shape_.encoder) return false;
+    net_backward(shape_, params, x, T_, segs.trials(), cache_, d_out, nullptr, &segs, parts);
+    return true;
   }
   bool has_jvp() const override { return true; }
-  void jvp(const float* params, const float* x, int64_t batch, const float* v, float* d_out) override {
-    net_jvp(shape_, params, x, T_, batch, cache_, v, d_out);
+  void jvp(const float* params, const float* x, int64_t batch, const float* v, float* d_out,
+           const TrialSegments* segs) override {
+    net_jvp(shape_, params, x, T_, batch, cache_, v, d_out, segs);
   }
 
  private:
@@ -111,6 +137,9 @@ std::vector<double> play_trials(EnvBatch& env, const NetShape& shape, const floa
     played->dones.assign(static_cast<size_t>(T * n), 0);
   }
   int64_t m = n;
+  // Training steps the batch's chunks (core/chunks.hpp), each alone: a rank holding some of the chunks
+  // plays them exactly as one process does. An evaluation compacts its live rows instead.
+  const TrialSegments chunks = TrialSegments::chunks(n, T);
   env.reset(seed, first_trial);
   int32_t* actions = env.action_buffer();
   for (int64_t t = 0; t < T && m > 0; ++t) {
@@ -121,7 +150,7 @@ std::vector<double> play_trials(EnvBatch& env, const NetShape& shape, const floa
       const int64_t i = rows[j];
       encode_input(layout, obs + i * obs_size, prev_a[i], prev_r[i], prev_d[i], x + j * I);
     }
-    net_step(shape, params, x, h.data(), m, step_cache, h_next.data(), logits.data());
+    net_step(shape, params, x, h.data(), m, step_cache, h_next.data(), logits.data(), rec ? &chunks : nullptr);
 #pragma omp parallel for schedule(static) if (m >= kParallelTrials)
     for (int64_t j = 0; j < m; ++j) {
       const int64_t i = rows[j];  // == j while recording
@@ -250,6 +279,14 @@ class CpuBackend final : public Backend {
   double trial_sum(int64_t N, int64_t T, const double* v) override {
     return chunked_trial_sum(N, T, [v](int64_t i) { return v[i]; });
   }
+  std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const float* x, const float* mask,
+                                     const double* center) override {
+    return masked_step_sum_parts(T, segs, x, mask, center);
+  }
+  std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const double* x, const float* mask,
+                                     const double* center) override {
+    return masked_step_sum_parts(T, segs, x, mask, center);
+  }
   double max(int64_t n, const double* x) override {
     double m = -std::numeric_limits<double>::infinity();
     for (int64_t i = 0; i < n; ++i) {
@@ -293,7 +330,8 @@ class CpuBackend final : public Backend {
     play_trials(*batch, policy, policy_host, seed, first_trial, nullptr, &out);
     return out;
   }
-  int64_t play_chunk(int64_t) const override { return 4096; }
+  // Small units, so that ranks can share an evaluation (Trainer::evaluate); 256 trials fill the GEMMs.
+  int64_t play_chunk(int64_t) const override { return 256; }
 
   void check_fits(const TrainConfig& cfg) override {
     // Host memory of one iteration: inputs, per-step data and four network caches (GRU: 5 [T, N, H] arrays;

@@ -68,17 +68,22 @@ constexpr int64_t kWaveUnits = 64;
 // threads (for_units). Each unit gets its own region of `stride` floats (stride >= n) whose first n floats
 // it must fill with its partial sum; the rest is its scratch. After each wave the partials are added to a
 // float64 accumulator in unit order, and at the end out [n] += the accumulator: a sum in unit order,
-// parallel over elements only.
+// parallel over elements only. With parts, nothing is summed: unit u's partial goes to parts[u·n, (u+1)·n)
+// for a caller that adds them itself in the same order (ranks, train/shard.hpp).
 template <class F>
-void for_units_summed(int64_t count, int64_t n, int64_t stride, float* out, F&& body) {
+void for_units_summed(int64_t count, int64_t n, int64_t stride, float* out, float* parts, F&& body) {
   if (count <= 0) return;
   thread_local std::vector<float> regions;
   const int64_t wave = std::min(count, kWaveUnits);
   float* base = work(regions, wave * stride);
-  std::vector<double> acc(static_cast<size_t>(n), 0.0);
+  std::vector<double> acc(parts ? 0 : static_cast<size_t>(n), 0.0);
   for (int64_t w0 = 0; w0 < count; w0 += wave) {
     const int64_t units = std::min(count - w0, wave);
     for_units(units, [&](int64_t u, int) { body(w0 + u, base + u * stride); });
+    if (parts) {
+      for (int64_t u = 0; u < units; ++u) std::copy(base + u * stride, base + u * stride + n, parts + (w0 + u) * n);
+      continue;
+    }
 #pragma omp parallel for schedule(static) if (n * units >= (int64_t{1} << 16))
     for (int64_t j = 0; j < n; ++j) {
       double s = acc[j];
@@ -86,7 +91,8 @@ void for_units_summed(int64_t count, int64_t n, int64_t stride, float* out, F&& 
       acc[j] = s;
     }
   }
-  for (int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(out[j] + acc[j]);
+  if (!parts)
+    for (int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(out[j] + acc[j]);
 }
 
 // dst [T, m, w] (contiguous) = rows b0 .. b0 + m of every step of the time-major src [T, B, w].

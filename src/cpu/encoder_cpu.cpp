@@ -179,7 +179,7 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
   float* ones = d2 + M * d.flat;  // [M]
   float* scratch = ones + M;
   // Each group's weight gradient is its own partial [P], added in group order (cpu_blas.hpp).
-  cpu::for_units_summed(group_count(M), P, P, d_params, [&](int64_t grp, float* part) {
+  cpu::for_units_summed(group_count(M), P, P, d_params, nullptr, [&](int64_t grp, float* part) {
     const int64_t r0 = grp * kGroupRows, n = std::min(kGroupRows, M - r0);
     const Scratch sc(d, scratch + omp_get_thread_num() * d.thread_floats());
     const EncoderTensors<float> g(s, part);

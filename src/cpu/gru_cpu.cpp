@@ -1,12 +1,14 @@
 // Fast float GRU on the CPU (include/rl2/policy/gru.hpp): the product's hot path when no GPU is used.
-// Parallel layout: the B trials are cut into the fixed chunks of core/chunks.hpp, spread over the OpenMP
-// threads; each chunk runs the whole time loop on its own (trials never interact, so there is no
-// synchronisation per step): per step one [b, I] x [I, 3H] and one [b, H] x [H, 3H] single-threaded
-// OpenBLAS GEMM for the gate pre-activations (backward: [b, O] x [O, H] and [b, 3H] x [3H, H] carrying dh
-// back in time), then the gate math of each trial in a vectorised loop. Backward's weight gradients are
-// summed per chunk over the chunk's T·b rows (one GEMM each, on the chunk's rows gathered contiguous) and
-// the chunk sums added in chunk order, so no bit depends on the thread count. Head outputs are one GEMM
-// over all T·B rows after the time loop. Scratch lives in GruCache::work, so no time loop allocates.
+// Parallel layout: the B trials are cut into the fixed chunks of core/chunks.hpp (or the caller's segments),
+// spread over the OpenMP threads; each segment runs the whole time loop on its own (trials never interact,
+// so there is no synchronisation per step): per step one [b, I] x [I, 3H] and one [b, H] x [H, 3H]
+// single-threaded OpenBLAS GEMM for the gate pre-activations (backward: [b, O] x [O, H] and [b, 3H] x
+// [3H, H] carrying dh back in time), then the gate math of each trial in a vectorised loop, then the head:
+// one GEMM per step on the segment's rows. Backward's weight gradients are summed per segment over its T·b
+// rows (one GEMM each, on the segment's rows gathered contiguous) and the segment sums added in order, so
+// no bit depends on the thread count. A segment computes alone, so no bit depends on the rows around it
+// either: a rank holding some of the batch's segments computes them exactly as one process does
+// (train/shard.hpp). Scratch lives in GruCache::work, so no time loop allocates.
 // Equations and the derivation of backward and JVP: gru.hpp and gru_ref.cpp (same gate order r, z, n).
 #include <algorithm>
 #include <climits>
@@ -27,12 +29,17 @@ using cpu::gemm;
 using cpu::scatter_steps;
 using cpu::work;
 
-// Trials are independent through time, so each chunk of trials runs the whole time loop with no
-// synchronisation per step: body(chunk, b0, b1) for the chunks of B trials of T steps.
+// Trials are independent through time, so each segment of trials (core/chunks.hpp; by default the chunks
+// of B trials of T steps) runs the whole time loop with no synchronisation per step: body(unit, b0, b1).
 template <class F>
-void for_trial_chunks(int64_t T, int64_t B, F&& body) {
-  const TrialChunks ch(B, T);
-  cpu::for_units(ch.count(), [&](int64_t c, int) { body(c, ch.begin(c), ch.end(c)); });
+void for_segments(const TrialSegments& segs, F&& body) {
+  cpu::for_units(segs.count(), [&](int64_t u, int) { body(u, segs.begin(u), segs.end(u)); });
+}
+
+TrialSegments segments_or_chunks(const TrialSegments* segs, int64_t B, int64_t T) {
+  if (segs == nullptr) return TrialSegments::chunks(B, T);
+  RL2_CHECK(segs->trials() == B, "GRU: the segments do not cover the batch");
+  return *segs;
 }
 
 using Tensors = GruTensors<const float>;
@@ -103,10 +110,17 @@ void head_rows(int64_t rows, int64_t H, int64_t O, const float* head_w, const fl
   gemm(false, true, rows, O, H, h, H, head_w, H, 1.0f, out, O);
 }
 
+// head_rows on the rows b0 .. b0 + m of every step of h [T, B, H] and out [T, B, O]: one GEMM per step on
+// the segment's own rows, so a segment's outputs never depend on the rows around it.
+void head_segment(int64_t T, int64_t B, int64_t b0, int64_t m, int64_t H, int64_t O, const float* head_w,
+                  const float* head_b, const float* h, float* out) {
+  for (int64_t t = 0; t < T; ++t) head_rows(m, H, O, head_w, head_b, h + (t * B + b0) * H, out + (t * B + b0) * O);
+}
+
 }  // namespace
 
 void gru_forward(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, GruCache<float>& c,
-                 float* out) {
+                 float* out, const TrialSegments* segs) {
   check_sizes(T, B);
   const Tensors p(s, params);
   const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H;
@@ -115,7 +129,7 @@ void gru_forward(const GruShape& s, const float* params, const float* x, int64_t
   if (T == 0 || B == 0) return;
   float* gi = work(c.work, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;               // [B, 3H]
-  for_trial_chunks(T, B, [&](int64_t, int64_t b0, int64_t b1) {
+  for_segments(segments_or_chunks(segs, B, T), [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* gis = gi + b0 * G;
     float* ghs = gh + b0 * G;
@@ -132,25 +146,26 @@ void gru_forward(const GruShape& s, const float* params, const float* x, int64_t
                           c.r.data() + e, c.z.data() + e, c.n.data() + e, c.hn.data() + e);
       }
     }
+    head_segment(T, B, b0, m, H, O, p.head_w, p.head_b, c.h.data() + BH, out);
   });
-  head_rows(T * B, H, O, p.head_w, p.head_b, c.h.data() + BH, out);
 }
 
 void gru_backward(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B,
-                  const GruCache<float>& c, const float* d_out, float* d_params, float* d_x) {
+                  const GruCache<float>& c, const float* d_out, float* d_params, float* d_x, const TrialSegments* segs,
+                  float* parts) {
   check_sizes(T, B);
   RL2_CHECK(c.T == T && c.B == B, "gru_backward: cache is from another forward");
   if (T == 0 || B == 0) return;
   const Tensors p(s, params);
   const GruLayout l = gru_layout(s);
   const int64_t I = s.input, H = s.hidden, O = s.out, G = 3 * H, BH = B * H, P = l.total;
-  const TrialChunks ch(B, T);
-  // Per chunk of up to b = ch.size trials, its region: its partial gradient g [P] (for_units_summed adds
-  // them in chunk order); dh [b, H] (the gradient reaching h[t+1]); dgh [T, b, 3H] (hidden-side gate
-  // grads [da_r, da_z, dhn]); dan [T, b, H] (da_n, the input side of the n gate); hs [T+1, b, H],
-  // xs [T, b, I], ds [T, b, O]: the chunk's rows of h, x and d_out; ones [T·b].
-  const int64_t b = ch.size, per_chunk = P + b * H + T * b * (G + H + I + O + 1) + (T + 1) * b * H;
-  cpu::for_units_summed(ch.count(), P, per_chunk, d_params, [&](int64_t chunk, float* g) {
+  const TrialSegments ch = segments_or_chunks(segs, B, T);
+  // Per segment of up to b trials, its region: its partial gradient g [P] (for_units_summed adds them in
+  // segment order, or keeps them in parts); dh [b, H] (the gradient reaching h[t+1]); dgh [T, b, 3H]
+  // (hidden-side gate grads [da_r, da_z, dhn]); dan [T, b, H] (da_n, the input side of the n gate);
+  // hs [T+1, b, H], xs [T, b, I], ds [T, b, O]: the segment's rows of h, x and d_out; ones [T·b].
+  const int64_t b = ch.max_size(), per_chunk = P + b * H + T * b * (G + H + I + O + 1) + (T + 1) * b * H;
+  cpu::for_units_summed(ch.count(), P, per_chunk, d_params, parts, [&](int64_t chunk, float* g) {
     const int64_t b0 = ch.begin(chunk), m = ch.end(chunk) - b0, rows = T * m;
     float* dh = g + P;
     float* dgh = dh + m * H;
@@ -192,7 +207,7 @@ void gru_backward(const GruShape& s, const float* params, const float* x, int64_
 }
 
 void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, int64_t B, const GruCache<float>& c,
-             const float* v, float* d_out, const float* dx) {
+             const float* v, float* d_out, const float* dx, const TrialSegments* segs) {
   check_sizes(T, B);
   RL2_CHECK(c.T == T && c.B == B, "gru_jvp: cache is from another forward");
   if (T == 0 || B == 0) return;
@@ -204,7 +219,7 @@ void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, 
   float* zeros = tgh + B * G;                          // tangent of h[0]: [B, H]
   float* th = zeros + BH;                              // tangents of h[1..T]: [T, B, H]
   std::fill(zeros, zeros + BH, 0.0f);
-  for_trial_chunks(T, B, [&](int64_t, int64_t b0, int64_t b1) {
+  for_segments(segments_or_chunks(segs, B, T), [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     float* tgis = tgi + b0 * G;
     float* tghs = tgh + b0 * G;
@@ -224,14 +239,14 @@ void gru_jvp(const GruShape& s, const float* params, const float* x, int64_t T, 
                 c.n.data() + e, c.hn.data() + e, th_prev + b * H, th + e);
       }
     }
+    head_segment(T, B, b0, m, H, O, dv.head_w, dv.head_b, c.h.data() + BH, d_out);  // V_Hw h' + v_Hb
+    for (int64_t t = 0; t < T; ++t)                                                  // + H_w th'
+      gemm(false, true, m, O, H, th + t * BH + b0 * H, H, p.head_w, H, 1.0f, d_out + (t * B + b0) * O, O);
   });
-  const int64_t TB = T * B;
-  head_rows(TB, H, O, dv.head_w, dv.head_b, c.h.data() + BH, d_out);  // V_Hw h' + v_Hb
-  gemm(false, true, TB, O, H, th, H, p.head_w, H, 1.0f, d_out, O);    // + H_w th'
 }
 
 void gru_step(const GruShape& s, const float* params, const float* x, const float* h, int64_t B, float* h_next,
-              float* out) {
+              float* out, const TrialSegments* segs) {
   check_sizes(1, B);
   if (B == 0) return;
   const Tensors p(s, params);
@@ -239,7 +254,7 @@ void gru_step(const GruShape& s, const float* params, const float* x, const floa
   thread_local std::vector<float> scratch;
   float* gi = work(scratch, 2 * B * G);  // [B, 3H]
   float* gh = gi + B * G;                // [B, 3H]
-  for_trial_chunks(1, B, [&](int64_t, int64_t b0, int64_t b1) {
+  for_segments(segments_or_chunks(segs, B, 1), [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t m = b1 - b0;
     gemm(false, true, m, G, I, x + b0 * I, I, p.w_ih, I, 0.0f, gi + b0 * G, G);
     gemm(false, true, m, G, H, h + b0 * H, H, p.w_hh, H, 0.0f, gh + b0 * G, G);
@@ -247,8 +262,8 @@ void gru_step(const GruShape& s, const float* params, const float* x, const floa
       forward_row<false>(H, gi + b * G, gh + b * G, p.b_ih, p.b_hh, h + b * H, h_next + b * H, nullptr, nullptr,
                          nullptr, nullptr);
     }
+    head_rows(m, H, O, p.head_w, p.head_b, h_next + b0 * H, out + b0 * O);
   });
-  head_rows(B, H, O, p.head_w, p.head_b, h_next, out);
 }
 
 }  // namespace rl2

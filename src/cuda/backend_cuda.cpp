@@ -13,6 +13,9 @@
 
 #include "cuda/encoder_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
+#if defined(RL2_WITH_NCCL)
+#include "cuda/nccl_comm.hpp"
+#endif
 #include "rl2/core/check.hpp"
 #include "rl2/core/device.hpp"
 #include "step_ops.cuh"
@@ -47,7 +50,8 @@ class CudaNet final : public BackendNet {
     RL2_CUDA_CHECK(cudaMemsetAsync(ws_.data(), 0, ws_.bytes(), stream_));  // padding, if any, stays 0
   }
 
-  void forward(const float* params, const float* x, int64_t batch, float* out) override {
+  // segs: the CPU's units; cuDNN's GRU and the GEMMs run on the whole batch (no per-segment partials).
+  void forward(const float* params, const float* x, int64_t batch, float* out, const TrialSegments*) override {
     const int64_t M = gru_->steps() * batch;
     const int H = shape_.gru.hidden, O = shape_.gru.out;
     // y [T, B, enc.out()] = encoder(x) on all T·B rows (they are independent steps), the GRU's input.
@@ -61,7 +65,8 @@ class CudaNet final : public BackendNet {
     launch(ops::AddBias{M, O, params + layout_.head_b, out}, stream_);
   }
 
-  void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) override {
+  void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad,
+                const TrialSegments*) override {
     const int64_t M = gru_->steps() * batch;
     const int H = shape_.gru.hidden, O = shape_.gru.out, m = as_int(M, "T * batch");
     const float one = 1.0f, zero = 0.0f;
@@ -191,6 +196,15 @@ class CudaBackend final : public Backend {
     return mean_var_of(T * N, x, mask, active);
   }
   double trial_sum(int64_t N, int64_t, const double* v) override { return sum_of(N, v, nullptr); }
+  // One part: the reduction's fixed two-stage tree over the whole array, not per segment.
+  std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const float* x, const float* mask,
+                                     const double* center) override {
+    return {center ? sq_dev_of(T * segs.trials(), x, mask, *center) : sum_of(T * segs.trials(), x, mask)};
+  }
+  std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const double* x, const float* mask,
+                                     const double* center) override {
+    return {center ? sq_dev_of(T * segs.trials(), x, mask, *center) : sum_of(T * segs.trials(), x, mask)};
+  }
   double max(int64_t n, const double* x) override {
     ReduceArgs a{ReduceOp::kMaxF64, n};
     a.xd = x;
@@ -216,6 +230,23 @@ class CudaBackend final : public Backend {
     const double d = reduce(a);
     return std::isnan(d) ? d : std::max(0.0, d);  // an all-masked difference is 0, as the CPU's
   }
+
+#if defined(RL2_WITH_NCCL)
+  // In place on the training stream. The communicator is made on first use: rank 0's NCCL id travels over
+  // comm (MPI), then every rank joins (nccl_comm.hpp).
+  bool all_reduce_sum(Comm& comm, float* p, int64_t n) override {
+    if (comm.size() == 1) return true;
+    if (!nccl_) {
+      NcclId id;
+      if (comm.rank() == 0) id = nccl_make_id();
+      comm.broadcast(id.bytes.data(), id.bytes.size(), 0);
+      nccl_ = std::make_unique<NcclComm>(comm.size(), comm.rank(), id);
+    }
+    nccl_->all_reduce_sum(p, n, stream());
+    synchronize();
+    return true;
+  }
+#endif
 
   std::unique_ptr<BackendNet> make_net(const NetShape& shape, int64_t T, int64_t max_batch) override {
     auto& gru = grus_[std::make_tuple(shape.gru.input, shape.gru.hidden, T)];
@@ -310,11 +341,16 @@ class CudaBackend final : public Backend {
     return reduce(a);
   }
   template <class Real>
-  std::pair<double, double> mean_var_of(int64_t n, const Real* x, const float* mask, double active) {
+  double sq_dev_of(int64_t n, const Real* x, const float* mask, double center) {
     ReduceArgs a = over(ReduceOp::kSqDevF64, ReduceOp::kSqDevF32, n, x);
     a.mask = mask;
-    a.mean = sum_of(n, x, mask) / active;
-    return {a.mean, reduce(a) / active};
+    a.mean = center;
+    return reduce(a);
+  }
+  template <class Real>
+  std::pair<double, double> mean_var_of(int64_t n, const Real* x, const float* mask, double active) {
+    const double mean = sum_of(n, x, mask) / active;
+    return {mean, sq_dev_of(n, x, mask, mean) / active};
   }
 
   void copy_kind(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
@@ -339,6 +375,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer<double> partials_, result_;
   std::map<std::tuple<int32_t, int32_t, int64_t>, std::shared_ptr<CudnnGru>> grus_;
   std::shared_ptr<EncoderStage> encoder_;
+#if defined(RL2_WITH_NCCL)
+  std::unique_ptr<NcclComm> nccl_;  // made by the first all_reduce_sum over several ranks; freed before the stream
+#endif
 };
 
 // cuDNN's and cuBLAS's own device memory (handles, loaded kernels, cuBLAS's default workspace): a margin,

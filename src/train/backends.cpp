@@ -32,12 +32,12 @@ std::unique_ptr<EnvBatch> make_cpu_env_batch(const EnvConfig& cfg, int64_t trial
   return make_env_batch(Device::kCpu, cfg, trials);
 }
 
-std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg) {
+std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg, Comm& comm) {
   cfg.validate();
   if (device == Device::kCuda) RL2_REQUIRE(cuda_probe().usable, "no usable GPU: " + cuda_probe().reason);
   std::unique_ptr<Backend> be = make_backend(device);
   be->check_fits(cfg);
-  return make_learner(std::move(be), cfg);
+  return make_learner(std::move(be), cfg, comm);
 }
 
 std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg) { return make_learner(Device::kCpu, cfg); }

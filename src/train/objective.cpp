@@ -60,7 +60,8 @@ VecOps::Vec VecOps::make_vec() const {
 // The whole batch, or its gathered sub-batch with a network of its own. logits_old: the sub-batch's logits
 // at theta_old (the finite-difference probes' reference; the whole batch's are surrogate_grad's copy).
 struct PolicyObjective::SubBatch {
-  int64_t n = 0;
+  int64_t n = 0;  // this rank's trials of it
+  TrialSegments segs;
   const float* x = nullptr;
   const float* probs = nullptr;
   const float* mask = nullptr;
@@ -71,8 +72,15 @@ struct PolicyObjective::SubBatch {
 };
 
 PolicyObjective::PolicyObjective(Backend& backend, const NetShape& shape, float* params, const PolicyBatch& batch,
-                                 bool finite_difference)
-    : shape_(shape), params_(params), b_(batch), finite_difference_(finite_difference) {
+                                 bool finite_difference, const Shard* shard)
+    : shape_(shape),
+      params_(params),
+      b_(batch),
+      own_shard_(shard ? nullptr : std::make_unique<Shard>(single_process(), batch.N, batch.T)),
+      shard_(shard ? shard : own_shard_.get()),
+      segs_(shard_->segments()),
+      finite_difference_(finite_difference) {
+  RL2_CHECK(shard_->count() == b_.N, "PolicyObjective: the batch is not the shard's trials");
   be = &backend;
   n = shape.size();
   RL2_CHECK(shape.gru.out == b_.A, "PolicyObjective: the network's head must have one output per action");
@@ -92,12 +100,8 @@ PolicyObjective::PolicyObjective(Backend& backend, const NetShape& shape, float*
 
 PolicyObjective::~PolicyObjective() = default;
 
-double PolicyObjective::count_active(const float* mask, int64_t T, int64_t N) {
-  return mask != nullptr ? be->step_sum(T, N, mask) : static_cast<double>(T * N);  // 0/1 entries: exact
-}
-
 void PolicyObjective::new_batch() {
-  active_ = count_active(b_.mask, b_.T, b_.N);
+  active_ = shard_->active_steps(*be, b_.T, segs_, b_.mask);
   sub_ready_ = false;
 }
 
@@ -109,12 +113,12 @@ void PolicyObjective::set_fvp_subsample(double fraction) {
 // dL/dlogits_k = [ratio_k A_k (onehot(a_k) - p_k) - beta p_k (log p_k + H_k)] / m at active steps, 0 else.
 double PolicyObjective::surrogate_grad(Vec& grad) {
   const int64_t m = b_.T * b_.N;
-  old_->forward(params_, b_.x, b_.N, logits_.data());
+  old_->forward(params_, b_.x, b_.N, logits_.data(), &segs_);
   const double inv_m = 1.0 / active_;
   be->run(ops::SurrogateStep{m, b_.A, logits_.data(), b_.actions, b_.logp_old, b_.adv, b_.entropy_coef, inv_m,
                              probs_.data(), d_out_.data(), terms_.data(), gap_.data(), b_.mask});
-  mismatch_ = be->max(m, gap_.data());
-  old_->backward(params_, b_.x, b_.N, d_out_.data(), grad.data());
+  mismatch_ = shard_->max(be->max(m, gap_.data()));
+  shard_->backward(*be, *old_, n, params_, b_.x, segs_, d_out_.data(), grad.data());
   sub_ready_ = false;  // the Fisher product is prepared again at these parameters
   if (finite_difference_) {  // the probes' reference, kept apart from the scratch later calls overwrite
     if (logits_old_.size() == 0) logits_old_ = Buffer<float>(*be, m * b_.A);
@@ -122,18 +126,21 @@ double PolicyObjective::surrogate_grad(Vec& grad) {
     theta_norm_ = std::sqrt(be->dot(n, params_, params_));
     kappa_ = 0.0;  // every TRPO step calibrates its own probes (a resumed run repeats them)
   }
-  return be->step_sum(b_.T, b_.N, terms_.data()) * inv_m;
+  return shard_->step_sum(*be, b_.T, segs_, terms_.data(), nullptr) * inv_m;
 }
 
 // The Fisher product's trials at theta_old, made on first use: their inputs, pi_old on the sequence path
 // (gathered from surrogate_grad's probs), their mask, and a forward pass at theta_old on its network.
 void PolicyObjective::prepare_fvp() {
   const int64_t T = b_.T, N = b_.N, A = b_.A, I = shape_.input();
-  const std::vector<int64_t> ids = fvp_trials(N, fvp_fraction_);
+  const std::vector<int64_t> all = fvp_trials(shard_->trials(), fvp_fraction_);
+  const Shard::Part part = shard_->select(all.data(), static_cast<int64_t>(all.size()));
+  const std::vector<int64_t>& ids = part.ids;
   if (!sub_) sub_ = std::make_unique<SubBatch>();  // its buffers and network last while the sizes do
   SubBatch& s = *sub_;
   s.n = static_cast<int64_t>(ids.size());
-  const bool full = s.n == N;
+  const bool full = static_cast<int64_t>(all.size()) == shard_->trials();
+  s.segs = full ? segs_ : part.segs;
   if (full) {
     s.x = b_.x;
     s.probs = probs_.data();
@@ -153,7 +160,7 @@ void PolicyObjective::prepare_fvp() {
     s.x = s.x_buf.data();
     s.probs = s.probs_buf.data();
     s.mask = b_.mask != nullptr ? s.mask_buf.data() : nullptr;
-    s.active = count_active(s.mask, T, s.n);
+    s.active = shard_->active_steps(*be, T, s.segs, s.mask);
     if (!sub_net_ || sub_net_n_ != s.n) {  // made once: its size stays while the batch's does
       sub_net_ = be->make_net(shape_, T, s.n);
       sub_net_n_ = s.n;
@@ -164,14 +171,14 @@ void PolicyObjective::prepare_fvp() {
   ensure(s.d_out, T * s.n * A);
   sub_ready_ = true;
   if (!finite_difference_) {
-    if (!full) s.net->forward(params_, s.x, s.n, s.logits.data());  // the JVP's point
+    if (!full) s.net->forward(params_, s.x, s.n, s.logits.data(), &s.segs);  // the JVP's point
     return;
   }
   if (full) {
     s.logits_old = logits_old_.data();
   } else {
     ensure(s.logits_old_buf, T * s.n * A);
-    s.net->forward(params_, s.x, s.n, s.logits_old_buf.data());
+    s.net->forward(params_, s.x, s.n, s.logits_old_buf.data(), &s.segs);
     s.logits_old = s.logits_old_buf.data();
   }
   ensure(probe_, n);
@@ -192,15 +199,15 @@ void PolicyObjective::fvp(const Vec& v, Vec& out) {
 
 void PolicyObjective::fvp_exact(const Vec& v, Vec& out) {
   SubBatch& s = *sub_;
-  s.net->jvp(params_, s.x, s.n, v.data(), s.logits.data());
+  s.net->jvp(params_, s.x, s.n, v.data(), s.logits.data(), &s.segs);
   be->run(ops::FisherStep{b_.T * s.n, b_.A, s.probs, s.logits.data(), 1.0 / s.active, s.d_out.data(), s.mask});
-  s.net->backward(params_, s.x, s.n, s.d_out.data(), out.data());
+  shard_->backward(*be, *s.net, n, params_, s.x, s.segs, s.d_out.data(), out.data());
 }
 
 void PolicyObjective::shifted_forward(const Vec& v, double step) {
   copy_raw(probe_.data(), params_);
   be->run(ops::Axpy{n, step, v.data(), probe_.data()});
-  sub_->net->forward(probe_.data(), sub_->x, sub_->n, sub_->logits.data());
+  sub_->net->forward(probe_.data(), sub_->x, sub_->n, sub_->logits.data(), &sub_->segs);
 }
 
 // F v ~ (g(theta + eps v) - g(theta - eps v)) / (2 eps), g = the gradient of the mean KL(pi_old || pi_theta),
@@ -225,7 +232,7 @@ void PolicyObjective::fvp_finite_difference(const Vec& v, Vec& out) {
   double delta = 0.0;
   for (int probe = 0;; ++probe) {
     shifted_forward(v, eps);
-    delta = be->max_abs_diff(steps * b_.A, s.logits.data(), s.logits_old, s.mask, b_.A);  // active steps
+    delta = shard_->max(be->max_abs_diff(steps * b_.A, s.logits.data(), s.logits_old, s.mask, b_.A));  // active
     if (!std::isfinite(delta)) {
       be->run(ops::Fill{n, std::numeric_limits<float>::quiet_NaN(), out.data()});
       return;
@@ -242,53 +249,52 @@ void PolicyObjective::fvp_finite_difference(const Vec& v, Vec& out) {
   last_eps_ = eps;
   const double scale = 1.0 / (2.0 * eps * s.active);
   be->run(ops::KlGrad{steps, b_.A, s.logits.data(), s.probs, scale, s.d_out.data(), s.mask});
-  s.net->backward(probe_.data(), s.x, s.n, s.d_out.data(), out.data());
+  shard_->backward(*be, *s.net, n, probe_.data(), s.x, s.segs, s.d_out.data(), out.data());
   shifted_forward(v, -eps);
   be->run(ops::KlGrad{steps, b_.A, s.logits.data(), s.probs, scale, s.d_out.data(), s.mask});
-  s.net->backward(probe_.data(), s.x, s.n, s.d_out.data(), tmp_.data());
+  shard_->backward(*be, *s.net, n, probe_.data(), s.x, s.segs, s.d_out.data(), tmp_.data());
   axpy(-1.0, tmp_, out);
 }
 
 SurrogateKl PolicyObjective::surrogate_kl() {
   const int64_t m = b_.T * b_.N;
-  cand_->forward(params_, b_.x, b_.N, logits_.data());
+  cand_->forward(params_, b_.x, b_.N, logits_.data(), &segs_);
   be->run(ops::SurrogateKlStep{m, b_.A, logits_.data(), b_.actions, b_.logp_old, b_.probs_old, b_.adv,
                                b_.entropy_coef, terms_.data(), aux_.data(), b_.mask});
   const double inv_m = 1.0 / active_;
-  return SurrogateKl{be->step_sum(b_.T, b_.N, terms_.data()) * inv_m, be->step_sum(b_.T, b_.N, aux_.data()) * inv_m};
+  return SurrogateKl{shard_->step_sum(*be, b_.T, segs_, terms_.data(), nullptr) * inv_m,
+                     shard_->step_sum(*be, b_.T, segs_, aux_.data(), nullptr) * inv_m};
 }
 
 double PolicyObjective::surrogate_old() {
   be->run(ops::SurrogateOld{b_.T * b_.N, b_.A, b_.probs_old, b_.adv, b_.entropy_coef, terms_.data(), b_.mask});
   minibatches_ = 0;
-  return be->step_sum(b_.T, b_.N, terms_.data()) / active_;
+  return shard_->step_sum(*be, b_.T, segs_, terms_.data(), nullptr) / active_;
 }
 
-// The clipped objective on trials ids[0..mb) (time-major gather of their steps) and its gradient.
-double PolicyObjective::minibatch_grad(const int64_t* ids, int64_t mb, double clip, Vec& grad) {
-  RL2_CHECK(mb >= 1 && mb <= b_.N, "minibatch_grad: minibatch size out of range");
-  const int64_t T = b_.T, I = shape_.input(), steps = T * mb;
+// The clipped objective on trials ids[0..n) of all ranks (time-major gather of this rank's, ascending, in
+// segments by chunk) and its gradient.
+double PolicyObjective::minibatch_grad(const int64_t* all_ids, int64_t n_all, double clip, Vec& grad) {
+  RL2_CHECK(n_all >= 1 && n_all <= trials(), "minibatch_grad: minibatch size out of range");
+  const Shard::Part part = shard_->select(all_ids, n_all);
+  const int64_t T = b_.T, I = shape_.input(), mb = static_cast<int64_t>(part.ids.size()), steps = T * mb;
   if (mb_x_.size() < steps * I) mb_x_ = Buffer<float>(*be, steps * I);
   if (b_.mask != nullptr && mb_mask_.size() < steps) mb_mask_ = Buffer<float>(*be, steps);
-  be->upload(ids_.data(), ids, static_cast<size_t>(mb) * sizeof(int64_t));
+  be->upload(ids_.data(), part.ids);
   be->run(ops::GatherTrialsF{b_.x, T, b_.N, I, ids_.data(), mb, mb_x_.data()});
-  cand_->forward(params_, mb_x_.data(), mb, logits_.data());
-  // The minibatch's sums run over its own chunks (its trials in minibatch order).
-  double active_mb = static_cast<double>(steps);
-  if (b_.mask != nullptr) {
-    be->run(ops::GatherTrialsF{b_.mask, T, b_.N, 1, ids_.data(), mb, mb_mask_.data()});
-    active_mb = be->step_sum(T, mb, mb_mask_.data());
-  }
-  const double scale = 1.0 / active_mb;
+  cand_->forward(params_, mb_x_.data(), mb, logits_.data(), &part.segs);
+  if (b_.mask != nullptr) be->run(ops::GatherTrialsF{b_.mask, T, b_.N, 1, ids_.data(), mb, mb_mask_.data()});
+  const float* mask = b_.mask != nullptr ? mb_mask_.data() : nullptr;
+  const double scale = 1.0 / shard_->active_steps(*be, T, part.segs, mask);
   if (mb_probs_.size() < steps * b_.A) mb_probs_ = Buffer<float>(*be, steps * b_.A);
   be->run(ops::PpoStep{T, mb, b_.N, b_.A, ids_.data(), logits_.data(), b_.actions, b_.logp_old, b_.probs_old, b_.adv,
                        clip, b_.entropy_coef, scale, mb_probs_.data(), d_out_.data(), terms_.data(), aux_.data(),
                        gap_.data(), b_.mask});
   // The first minibatch is evaluated at theta_old: its steps give the rollout/training parity.
-  if (minibatches_++ == 0) mismatch_ = be->max(steps, gap_.data());
-  mb_kl_ = be->step_sum(T, mb, aux_.data()) * scale;
-  cand_->backward(params_, mb_x_.data(), mb, d_out_.data(), grad.data());
-  return be->step_sum(T, mb, terms_.data()) * scale;
+  if (minibatches_++ == 0) mismatch_ = shard_->max(be->max(steps, gap_.data()));
+  mb_kl_ = shard_->step_sum(*be, T, part.segs, aux_.data(), nullptr) * scale;
+  shard_->backward(*be, *cand_, n, params_, mb_x_.data(), part.segs, d_out_.data(), grad.data());
+  return shard_->step_sum(*be, T, part.segs, terms_.data(), nullptr) * scale;
 }
 
 // Adam descent on -grad with rate lr moves the parameters exactly as Adam on grad with rate -lr (the first

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -66,24 +67,17 @@ nlohmann::json run_json(const fs::path& path, const TrainConfig& cfg, const nloh
   return j;
 }
 
-}  // namespace
-
-void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, std::ostream& log, bool tty) {
-  const fs::path dir(opt.dir);
-  fs::create_directories(dir);
-  const int64_t start_iter = learner.state().iteration;
-  const fs::path run_path = dir / "run.json";
-  write_file_atomic(run_path.string(), run_json(run_path, cfg, opt.provenance, start_iter).dump(1) + "\n");
-  write_file_atomic((dir / "config.toml").string(), config_to_toml(cfg));
-  // Keep only metrics of iterations the checkpoint has; later ones are replayed identically.
-  const fs::path metrics_path = dir / "metrics.jsonl";
+// Keeps only the metrics of iterations the checkpoint has (later ones are replayed identically), opens
+// metrics.jsonl for appending, and the TensorBoard event file that follows it.
+void open_metrics(const fs::path& metrics_path, int64_t iteration, std::ofstream& metrics,
+                  std::optional<TensorBoardLog>& tensorboard, const fs::path& dir, double elapsed) {
   std::vector<std::string> kept;
   {
     std::ifstream in(metrics_path);
     std::string line;
     while (std::getline(in, line)) {
       try {
-        if (nlohmann::json::parse(line).at("iteration").get<int64_t>() <= learner.state().iteration) kept.push_back(line);
+        if (nlohmann::json::parse(line).at("iteration").get<int64_t>() <= iteration) kept.push_back(line);
       } catch (const nlohmann::json::exception&) {
         break;  // a torn last line from a crash
       }
@@ -92,18 +86,36 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
   std::string prefix;
   for (const auto& l : kept) prefix += l + "\n";
   write_file_atomic(metrics_path.string(), prefix);
-  std::ofstream metrics(metrics_path, std::ios::app);
+  metrics.open(metrics_path, std::ios::app);
   RL2_REQUIRE(metrics.good(), "cannot write " + metrics_path.string());
   // The TensorBoard event file follows metrics.jsonl: rewritten from the kept lines, appended with each.
-  TensorBoardLog tensorboard(dir.string(), kept, learner.state().elapsed_seconds);
+  tensorboard.emplace(dir.string(), kept, elapsed);
+}
 
+}  // namespace
+
+void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, std::ostream& log, bool tty) {
+  Comm& comm = opt.comm != nullptr ? *opt.comm : single_process();
+  const bool writer = comm.rank() == 0;  // every other rank trains in step and writes nothing
+  const fs::path dir(opt.dir);
+  const int64_t start_iter = learner.state().iteration;
+  const fs::path run_path = dir / "run.json";
+  const fs::path metrics_path = dir / "metrics.jsonl";
+  std::ofstream metrics;
+  std::optional<TensorBoardLog> tensorboard;
+  if (writer) {
+    fs::create_directories(dir);
+    write_file_atomic(run_path.string(), run_json(run_path, cfg, opt.provenance, start_iter).dump(1) + "\n");
+    write_file_atomic((dir / "config.toml").string(), config_to_toml(cfg));
+    open_metrics(metrics_path, learner.state().iteration, metrics, tensorboard, dir, learner.state().elapsed_seconds);
+  }
   const auto t_start = std::chrono::steady_clock::now();
   auto last_line = t_start;
   const double elapsed0 = learner.state().elapsed_seconds;
   const std::string ckpt = (dir / "checkpoint.safetensors").string();
   int64_t saved = -1;  // the iteration this process last checkpointed
   auto save = [&](const TrainState& st) {
-    save_checkpoint(ckpt, cfg, st);
+    if (writer) save_checkpoint(ckpt, cfg, st);
     saved = st.iteration;
   };
   for (;;) {
@@ -111,8 +123,15 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
     // flight when it came has completed (an iteration cannot stop halfway), its metrics line is written,
     // so checkpointing it keeps metrics.jsonl and the checkpoint at the same iteration. A second signal
     // meanwhile changes nothing, and the save is atomic: a SIGKILL leaves the previous checkpoint whole.
-    if (opt.stop != nullptr && opt.stop->load() != 0) {
-      const int sig = opt.stop->load();
+    // Ranks agree: any rank's signal stops every rank after the same iteration (a launcher forwards a
+    // signal to each rank, not at the same instant), and rank 0's clock is the run's (the time limit).
+    const int sig = static_cast<int>(all_max(comm, opt.stop != nullptr ? opt.stop->load() : 0));
+    if (comm.size() > 1) {
+      TrainState st = learner.state();
+      comm.broadcast(&st.elapsed_seconds, sizeof st.elapsed_seconds, 0);
+      learner.set_state(st);
+    }
+    if (sig != 0) {
       const TrainState& st = learner.state();
       if (saved != st.iteration) save(st);
       // On a terminal, end the rewritten progress line (the last iteration's ends with a newline).
@@ -171,8 +190,10 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       learner.set_state(st);
     }
     m["wall_time"] = st.elapsed_seconds;
-    metrics << m.dump() << "\n" << std::flush;
-    tensorboard.append(m);
+    if (writer) {
+      metrics << m.dump() << "\n" << std::flush;
+      tensorboard->append(m);
+    }
     const bool last = st.iteration >= cfg.iterations;
     if (last || (st.iteration - start_iter) % opt.checkpoint_every == 0) save(st);
 
@@ -194,9 +215,11 @@ void train_run(Learner& learner, const TrainConfig& cfg, const RunOptions& opt, 
       log << (tty ? "\n" : "") << "warning: iteration " << st.iteration << " skipped: " << s.update.reason << "\n";
       if (st.nonfinite_in_a_row >= opt.max_nonfinite) {
         if (saved != st.iteration) save(st);
-        throw Error("training stopped: " + std::to_string(st.nonfinite_in_a_row) +
-                    " iterations in a row had a non-finite loss, gradient or KL (the parameters were left unchanged; "
-                    "checkpoint in " + opt.dir + ")");
+        // Every rank counts the same iterations: the error is all ranks' at once.
+        throw CollectiveError("training stopped: " + std::to_string(st.nonfinite_in_a_row) +
+                                  " iterations in a row had a non-finite loss, gradient or KL (the parameters were "
+                                  "left unchanged; checkpoint in " + opt.dir + ")",
+                              1);
       }
     }
   }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace rl2 {
 
@@ -26,10 +27,43 @@ struct TrialChunks {
   int64_t end(int64_t c) const { return std::min(trials, (c + 1) * size); }
 };
 
+// Consecutive runs of a batch's trials, [begin(u), end(u)) for u < count(): the units every sum over the
+// batch runs in, and the units of work of the CPU's networks (each unit's GEMMs alone, on its own rows).
+// A full batch's segments are its chunks. A gathered sub-batch (a minibatch, the Fisher product's trials)
+// is held sorted by trial id, and its segments group the trials that came from one chunk of the full
+// batch: so a rank that owns whole chunks holds whole segments of every sub-batch, and computes each
+// exactly as one process does (same trials, same shapes), whatever the number of ranks.
+struct TrialSegments {
+  std::vector<int64_t> bounds{0};  // count() + 1 ascending offsets, bounds[0] = 0
+  int64_t count() const { return static_cast<int64_t>(bounds.size()) - 1; }
+  int64_t begin(int64_t u) const { return bounds[static_cast<size_t>(u)]; }
+  int64_t end(int64_t u) const { return bounds[static_cast<size_t>(u) + 1]; }
+  int64_t trials() const { return bounds.back(); }
+  int64_t max_size() const {
+    int64_t m = 0;
+    for (int64_t u = 0; u < count(); ++u) m = std::max(m, end(u) - begin(u));
+    return m;
+  }
+  // The chunks of N trials of T steps.
+  static TrialSegments chunks(int64_t N, int64_t T) {
+    const TrialChunks ch(N, T);
+    TrialSegments s;
+    for (int64_t c = 0; c < ch.count(); ++c) s.bounds.push_back(ch.end(c));
+    return s;
+  }
+  // The n ascending trial ids `ids` of a sub-batch, grouped by the chunk (of `chunk` trials) each came from.
+  static TrialSegments by_chunk(const int64_t* ids, int64_t n, int64_t chunk) {
+    TrialSegments s;
+    for (int64_t j = 1; j <= n; ++j)
+      if (j == n || ids[j] / chunk != ids[j - 1] / chunk) s.bounds.push_back(j);
+    return s;
+  }
+};
+
 // Σ term(t, i) over t in [0, steps) and the trials i of the chunks ch: inside each chunk by time, then by
 // trial; the chunk sums in chunk order. term returns a double.
-template <class F>
-double chunked_sum(const TrialChunks& ch, int64_t steps, F&& term) {
+template <class Units, class F>
+double chunked_sum(const Units& ch, int64_t steps, F&& term) {
   double total = 0.0;
   for (int64_t c = 0; c < ch.count(); ++c) {
     double s = 0.0;

@@ -15,7 +15,8 @@ struct CudaProbe {
   bool built = false;      // compiled with the CUDA backend
   bool usable = false;     // a device answered
   int device_count = 0;
-  std::string name;        // name of device 0
+  int device = 0;          // the device this process uses: its node-local MPI rank modulo device_count
+  std::string name;        // name of that device
   int sm_major = 0, sm_minor = 0;
   int64_t total_bytes = 0;
   int64_t free_bytes = 0;

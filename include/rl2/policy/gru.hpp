@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rl2/core/chunks.hpp"
+
 namespace rl2 {
 
 struct GruShape {
@@ -97,14 +99,20 @@ void gru_step_ref(const GruShape& shape, const Real* params, const Real* x, cons
 // Trials are split into one slab per OpenMP thread (OMP_NUM_THREADS); a pthreads OpenBLAS is set to one
 // thread while the slabs run and restored after, so calls from several host threads at once stay correct
 // but may oversubscribe the cores.
+// segs: the units of work and of the weight gradients' partial sums (core/chunks.hpp); nullptr: the
+// chunks of B trials of T steps (gru_step: of 1 step). parts (backward): instead of accumulating into
+// d_params, each segment's partial gradient [segs.count(), size] (rank sums, train/shard.hpp); d_params
+// accumulates exactly float(Σ_u parts[u] in double, in segment order).
 void gru_forward(const GruShape& shape, const float* params, const float* x, int64_t T, int64_t B,
-                 GruCache<float>& cache, float* out);
+                 GruCache<float>& cache, float* out, const TrialSegments* segs = nullptr);
 void gru_backward(const GruShape& shape, const float* params, const float* x, int64_t T, int64_t B,
-                  const GruCache<float>& cache, const float* d_out, float* d_params, float* d_x);
+                  const GruCache<float>& cache, const float* d_out, float* d_params, float* d_x,
+                  const TrialSegments* segs = nullptr, float* parts = nullptr);
 void gru_jvp(const GruShape& shape, const float* params, const float* x, int64_t T, int64_t B,
-             const GruCache<float>& cache, const float* v, float* d_out, const float* dx = nullptr);
+             const GruCache<float>& cache, const float* v, float* d_out, const float* dx = nullptr,
+             const TrialSegments* segs = nullptr);
 // Scratch is a per-thread buffer that grows once, so repeated calls do not allocate.
 void gru_step(const GruShape& shape, const float* params, const float* x, const float* h, int64_t B,
-              float* h_next, float* out);
+              float* h_next, float* out, const TrialSegments* segs = nullptr);
 
 }  // namespace rl2

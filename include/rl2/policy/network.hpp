@@ -40,18 +40,21 @@ struct NetCache {
 // gru_init for the GRU and head, encoder_init for the encoder, both with `which` (0 policy, 1 baseline).
 // params: [shape.size()].
 void net_init(const NetShape& shape, uint64_t seed, uint32_t which, float head_scale, float* params);
+// segs: the GRU's segments (gru.hpp; nullptr: the chunks). The encoder's own units are row groups of the
+// time-major [T, B] rows (encoder_cpu.cpp), so only a network without an encoder gives per-segment parts.
 // x: [T, B, input()]; out: [T, B, gru.out]. Fills cache.
 void net_forward(const NetShape& shape, const float* params, const float* x, int64_t T, int64_t B, NetCache& cache,
-                 float* out);
+                 float* out, const TrialSegments* segs = nullptr);
 // d_out: [T, B, gru.out]. ACCUMULATES (+=) into d_params [size()]. cache: from the forward at params, x.
+// With parts (no encoder): each segment's partial gradient [segs.count(), size()] instead (gru_backward).
 void net_backward(const NetShape& shape, const float* params, const float* x, int64_t T, int64_t B, NetCache& cache,
-                  const float* d_out, float* d_params);
+                  const float* d_out, float* d_params, const TrialSegments* segs = nullptr, float* parts = nullptr);
 // d_out [T, B, gru.out] (overwritten) = directional derivative of out along v [size()]; x fixed.
 void net_jvp(const NetShape& shape, const float* params, const float* x, int64_t T, int64_t B, NetCache& cache,
-             const float* v, float* d_out);
+             const float* v, float* d_out, const TrialSegments* segs = nullptr);
 // One rollout step: x [B, input()], h [B, H] -> h_next [B, H], out [B, gru.out]. scratch holds the
-// encoder's work for these B rows (any NetCache not in use).
+// encoder's work for these B rows (any NetCache not in use). segs: the GRU's units (nullptr: 32 trials).
 void net_step(const NetShape& shape, const float* params, const float* x, const float* h, int64_t B,
-              NetCache& scratch, float* h_next, float* out);
+              NetCache& scratch, float* h_next, float* out, const TrialSegments* segs = nullptr);
 
 }  // namespace rl2

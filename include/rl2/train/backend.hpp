@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "rl2/core/check.hpp"
+#include "rl2/core/chunks.hpp"
+#include "rl2/core/comm.hpp"
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
 #include "rl2/policy/network.hpp"
@@ -57,16 +59,24 @@ class Buffer {
 // One network (policy or baseline) over up to max_batch whole trials of T steps. It keeps the activations of
 // its last forward for backward and jvp: those must follow a forward of this object with the same
 // params, x and batch.
+// segs (nullptr: the batch's chunks, core/chunks.hpp) are the batch's units: the CPU computes each segment
+// alone and sums the weight gradient per segment, then in segment order; other backends may ignore them.
 class BackendNet {
  public:
   virtual ~BackendNet() = default;
   // out [T, B, O] = net(params, x [T, B, I]).
-  virtual void forward(const float* params, const float* x, int64_t batch, float* out) = 0;
+  virtual void forward(const float* params, const float* x, int64_t batch, float* out,
+                       const TrialSegments* segs = nullptr) = 0;
   // grad [size] (overwritten) = d/dparams sum(d_out · out) at the last forward.
-  virtual void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad) = 0;
+  virtual void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad,
+                        const TrialSegments* segs = nullptr) = 0;
+  // The same gradient as each segment's partial, parts [segs.count(), size], for ranks that add every
+  // segment's partial in order (train/shard.hpp): backward is exactly float(Σ_u parts[u] in double, in
+  // order). false when this backend's backward has no per-segment partials (cuDNN; the maze's encoder).
+  virtual bool backward_parts(const float*, const float*, const float*, const TrialSegments&, float*) { return false; }
   // d_out [T, B, O] = the directional derivative of out along v at the last forward's point.
   virtual bool has_jvp() const { return false; }
-  virtual void jvp(const float*, const float*, int64_t, const float*, float*) {
+  virtual void jvp(const float*, const float*, int64_t, const float*, float*, const TrialSegments* = nullptr) {
     RL2_CHECK(false, "this backend's networks have no Jacobian-vector product");
   }
 };
@@ -134,11 +144,24 @@ class Backend {
   virtual std::pair<double, double> mean_var(int64_t T, int64_t N, const float* x, const float* mask, double active) = 0;
   virtual std::pair<double, double> mean_var(int64_t T, int64_t N, const double* x, const float* mask, double active) = 0;
   virtual double trial_sum(int64_t N, int64_t T, const double* per_trial) = 0;  // Σ of N per-trial values
+  // The sums behind step_sum, one per segment of the N = segs.trials() trials (inside a segment by time,
+  // then trial), for ranks that add every segment's sum in order (train/shard.hpp); with center c the
+  // sums of (x - c)² over the active steps. A backend whose order is not per segment (CUDA: one tree over
+  // the array) returns one part.
+  virtual std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const float* x, const float* mask,
+                                             const double* center = nullptr) = 0;
+  virtual std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const double* x,
+                                             const float* mask, const double* center = nullptr) = 0;
   virtual double max(int64_t n, const double* x) = 0;  // -inf when n = 0; NaN when any element is NaN
   virtual double dot(int64_t n, const float* a, const float* b) = 0;  // in index order on the CPU
   virtual bool all_finite(int64_t n, const float* x) = 0;
   // max |a - b| over the elements i with mask[i / width] != 0 (mask nullptr: all); NaN when any is NaN.
   virtual double max_abs_diff(int64_t n, const float* a, const float* b, const float* mask, int64_t width) = 0;
+
+  // ---- ranks (train/shard.hpp) ----
+  // p [n] (this backend's memory) = the sum over comm's ranks of every rank's p, with the backend's own
+  // collective (CUDA: NCCL on its stream); false when it has none, and the caller sums through the host.
+  virtual bool all_reduce_sum(Comm&, float*, int64_t) { return false; }
 
   // ---- networks and plays ----
   virtual std::unique_ptr<BackendNet> make_net(const NetShape& shape, int64_t T, int64_t max_batch) = 0;

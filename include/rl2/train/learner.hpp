@@ -11,6 +11,7 @@
 #include "rl2/algo/adam.hpp"
 #include "rl2/algo/ppo.hpp"
 #include "rl2/algo/trpo.hpp"
+#include "rl2/core/comm.hpp"
 #include "rl2/core/device.hpp"
 #include "rl2/env/env.hpp"
 #include "rl2/policy/network.hpp"
@@ -131,11 +132,14 @@ void check_eval_request(const EnvConfig& trained, const EnvConfig& env, int64_t 
 void check_state_fits(const TrainState& current, const TrainState& s);
 
 class Backend;
-// The trainer (src/train/trainer.cpp) on `backend`: the one Learner, whatever the device.
-std::unique_ptr<Learner> make_learner(std::unique_ptr<Backend> backend, const TrainConfig& cfg);
+// The trainer (src/train/trainer.cpp) on `backend`: the one Learner, whatever the device. Over comm's ranks
+// each rank plays and trains on its chunks of every batch, and the ranks' sums give one process's bytes
+// (train/shard.hpp); every rank calls every method in step.
+std::unique_ptr<Learner> make_learner(std::unique_ptr<Backend> backend, const TrainConfig& cfg,
+                                      Comm& comm = single_process());
 // On a new backend of `device` (src/train/backends.cpp), after cfg.validate() and the backend's own memory
 // check (InputError with what would fit); make_cpu_learner is make_learner(Device::kCpu, cfg).
-std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg);
+std::unique_ptr<Learner> make_learner(Device device, const TrainConfig& cfg, Comm& comm = single_process());
 std::unique_ptr<Learner> make_cpu_learner(const TrainConfig& cfg);
 
 }  // namespace rl2

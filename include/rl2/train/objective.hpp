@@ -10,7 +10,8 @@
 //                    the gradient of the mean KL, eps set so the largest logit moves by about kFvpLogitStep
 //                    (docs/cuda_training.md has the choice and its error budget)
 // Both run on ceil(f N) trials spread over the batch (set_fvp_subsample; 1: all). Every mean is over the
-// active steps of the batch's mask (nullptr: all T N steps).
+// active steps of the batch's mask (nullptr: all T N steps). Over ranks (shard.hpp) each rank holds its
+// chunks of the batch, and every sum and gradient is the ranks' ordered sum.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include "rl2/algo/adam.hpp"
 #include "rl2/algo/update.hpp"
 #include "rl2/train/backend.hpp"
+#include "rl2/train/shard.hpp"
 
 namespace rl2 {
 
@@ -78,8 +80,10 @@ class PolicyObjective : public VecOps {
   // params: the policy's flat parameters [shape.size()] in the backend's memory (changed by set_params).
   // The networks are made here for batches of batch.N trials of batch.T steps. finite_difference: use the
   // finite-difference Fisher product even where the backend has a JVP (tests).
+  // shard: this rank's part of the batch (batch holds its shard.count() trials) and the ranks' sums;
+  // nullptr: one process holding the whole batch.
   PolicyObjective(Backend& be, const NetShape& shape, float* params, const PolicyBatch& batch,
-                  bool finite_difference = false);
+                  bool finite_difference = false, const Shard* shard = nullptr);
   ~PolicyObjective();
 
   // The batch's arrays were rewritten in place (a new rollout): count its active steps again and drop
@@ -102,9 +106,9 @@ class PolicyObjective : public VecOps {
   double last_fvp_epsilon() const { return last_eps_; }  // eps of the last finite-difference product
 
   // The PPO backend of ppo.hpp: minibatches of whole trials, Adam on `adam` (set before ppo_update).
-  int64_t trials() const { return b_.N; }
+  int64_t trials() const { return shard_->trials(); }  // of all ranks; ids below number them
   double surrogate_old();  // mean of A + beta H(pi_old) over the active steps: L at theta_old, no forward
-  double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);  // ids: host memory
+  double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);  // ids: host memory, global
   double minibatch_kl() const { return mb_kl_; }
   bool adam_ascent(const Vec& grad, double lr);
   void set_adam(BackendAdam* adam) { adam_ = adam; }
@@ -119,11 +123,12 @@ class PolicyObjective : public VecOps {
   void fvp_exact(const Vec& v, Vec& out);
   void fvp_finite_difference(const Vec& v, Vec& out);
   void shifted_forward(const Vec& v, double step);  // probe_ = params + step v; sub logits = net(probe_)
-  double count_active(const float* mask, int64_t T, int64_t N);
-
   NetShape shape_;
   float* params_;
   PolicyBatch b_;
+  std::unique_ptr<Shard> own_shard_;  // one process's, when none was given
+  const Shard* shard_;
+  TrialSegments segs_;  // the batch's chunks (this rank's)
   bool finite_difference_;
   double active_ = 0.0;  // m: active steps of the batch
   std::unique_ptr<BackendNet> old_, cand_;  // forwards at theta_old (kept for the exact product), candidates

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rl2/core/check.hpp"
+#include "rl2/core/comm.hpp"
 #include "rl2/io/safetensors.hpp"
 #include "rl2/train/checkpoint.hpp"
 #include "rl2/train/config_codec.hpp"
@@ -37,6 +38,9 @@ struct RunOptions {
   // What this process's results depend on (the CLI's provenance()); appended to run.json's
   // "provenance" list with its start_iteration. Null: none recorded.
   nlohmann::json provenance;
+  // The learner's ranks (nullptr: one process). Rank 0 alone writes the run directory; every rank runs
+  // the same iterations, evaluations and stops (signals and the time limit are agreed between ranks).
+  Comm* comm = nullptr;
 };
 
 // Thrown by train_run when RunOptions::stop asked it to stop: the checkpoint holds every iteration
