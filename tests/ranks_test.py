@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale-out over MPI ranks (docs/scaling.md), on the CPU: `mpirun -np R rl2-cuda train` for R = 1, 2, 3
 gives byte-identical metrics.jsonl (wall times aside) and checkpoints to one process; a run resumes under
-another R with the same bytes; eval over ranks prints one process's result; and the fault cases (settings
+another R with the same bytes; eval and baselines over ranks print one process's result; and the fault cases (settings
 that differ between ranks, a rank killed mid-run, MPI not joining the launcher's processes, more ranks than
 chunks) end every rank with a non-zero status, one line from rank 0, and the last checkpoint intact.
 
@@ -46,6 +46,8 @@ RUNS = {
                 "--ppo-epochs", "2", "--ppo-minibatches", "4"],
     "mdp_trpo_subsample": ["--env", "mdp", "--hidden", "16", "--iterations", "2", "--steps-per-iter", "6000",
                            "--fvp-subsample", "0.3"],
+    # 12 trials of 500 steps in 3 chunks of 4; PPO's minibatches leave some ranks without a trial.
+    "maze_ppo": ["--env", "maze", "--mazes", "20", "--hidden", "16", "--iterations", "2", "--steps-per-iter", "6000"],
 }
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +62,7 @@ with tempfile.TemporaryDirectory() as tmp:
             r = run(np, ["train", "--threads", "1", "--out", str(d)] + args)
             check(r.returncode == 0 and same_run(ref, d), f"{name}: mpirun -np {np} gives one process's bytes")
             if np == 2:
-                check(r.stdout.count("trained 3 iterations" if "bandit" in name else "trained 2 iterations") == 1,
+                check(r.stdout.count("trained %s iterations" % args[args.index("--iterations") + 1]) == 1,
                       f"{name}: rank 0 alone prints")
 
     # 2. Resume under another rank count: 2 iterations on 2 ranks, then to 4 on 3 ranks = 4 in one process.
@@ -78,6 +80,18 @@ with tempfile.TemporaryDirectory() as tmp:
     strip = lambda out: {k: v for k, v in json.loads(out).items() if k != "provenance"}
     check(e1.returncode == 0 and e3.returncode == 0 and e3.stdout.count("\n") == 1 and
           strip(e1.stdout) == strip(e3.stdout), "eval: 3 ranks share 700 instances and print one process's JSON")
+
+    # ... and so does baselines (tuning and evaluation instances shared): the same JSON but wall times.
+    def strip_walls(j):
+        if isinstance(j, dict):
+            return {k: strip_walls(v) for k, v in j.items() if k not in ("provenance", "seconds")}
+        return [strip_walls(v) for v in j] if isinstance(j, list) else j
+    base = ["baselines", "--env", "bandit", "--policy", "ucb1", "--instances", "300", "--tune-instances", "200",
+            "--format", "json"]
+    b1, b3 = run(0, base), run(3, base)
+    check(b1.returncode == 0 and b3.returncode == 0 and b3.stdout.count("\n") == 1 and
+          strip_walls(json.loads(b1.stdout)) == strip_walls(json.loads(b3.stdout)),
+          "baselines: 3 ranks share the tuning and evaluation instances and print one process's JSON")
 
     # 4. Faults.
     # Settings that differ between ranks (MPMD launch): one line from rank 0, status 2 everywhere, no run dir.

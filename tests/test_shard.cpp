@@ -78,49 +78,83 @@ TEST(Shard, SelectKeepsThisRanksTrialsSortedInChunkSegments) {
 // Every segment computes alone: the trials of segment u give the same bytes whether they run inside the
 // whole batch or as a batch of their own (what a rank holding only some segments computes). And the
 // backward's partials, added in order in float64 and rounded once, are the backward's gradient exactly.
-TEST(Shard, SegmentsComputeAloneAndPartialsSumToTheGradient) {
-  const NetShape s{GruShape{5, 16, 3}, false, {}};
-  const int64_t T = 7, B = 23, I = 5, O = 3, P = s.size();
+// The standalone batch uses one segment (its trials), as a rank's chunk is.
+void check_segments_compute_alone(const NetShape& s) {
+  const int64_t T = 7, B = 23, I = s.input(), O = s.gru.out, P = s.size();
   VecF p(static_cast<size_t>(P));
   net_init(s, 5, 0, 0.5f, p.data());
   const VecF x = random_vec(static_cast<size_t>(T * B * I), 1), d = random_vec(static_cast<size_t>(T * B * O), 2),
              v = random_vec(p.size(), 3);
   TrialSegments segs;
   segs.bounds = {0, 4, 5, 13, 23};  // uneven, as a minibatch's are
+  const std::vector<PartsRange> layout = net_parts_layout(s, T, B, segs);
+  ASSERT_EQ(layout.size(), s.encoder ? 2u : 1u);
+  EXPECT_EQ(layout[0].units, segs.count());  // the GRU's partials: one per segment
+  int64_t floats = 0;
+  for (const PartsRange& pr : layout) floats += pr.size * pr.units;
   NetCache c;
-  VecF out(d.size()), tan(d.size()), grad(p.size(), 0.0f), parts(static_cast<size_t>(segs.count() * P));
+  VecF out(d.size()), tan(d.size()), grad(p.size(), 0.0f), parts(static_cast<size_t>(floats));
   net_forward(s, p.data(), x.data(), T, B, c, out.data(), &segs);
   net_jvp(s, p.data(), x.data(), T, B, c, v.data(), tan.data(), &segs);
   net_backward(s, p.data(), x.data(), T, B, c, d.data(), grad.data(), &segs);
   net_backward(s, p.data(), x.data(), T, B, c, d.data(), nullptr, &segs, parts.data());
-  std::vector<double> acc(p.size(), 0.0);
-  for (int64_t u = 0; u < segs.count(); ++u)
-    for (int64_t j = 0; j < P; ++j) acc[static_cast<size_t>(j)] += parts[static_cast<size_t>(u * P + j)];
-  for (int64_t j = 0; j < P; ++j)
-    ASSERT_EQ(grad[static_cast<size_t>(j)], static_cast<float>(0.0f + acc[static_cast<size_t>(j)])) << j;
+  // Per range, the gradient is the float of the in-order float64 sum of its partials, bit for bit.
+  const float* part = parts.data();
+  for (const PartsRange& pr : layout) {
+    for (int64_t j = 0; j < pr.size; ++j) {
+      double acc = 0.0;
+      for (int64_t u = 0; u < pr.units; ++u) acc += part[u * pr.size + j];
+      ASSERT_EQ(grad[static_cast<size_t>(pr.offset + j)], static_cast<float>(0.0f + acc)) << pr.offset + j;
+    }
+    part += pr.size * pr.units;
+  }
 
+  int64_t enc_unit = 0;  // the encoder's first unit of segment u in the batch
   for (int64_t u = 0; u < segs.count(); ++u) {
     const int64_t b0 = segs.begin(u), m = segs.end(u) - b0;
-    // The segment's rows as a batch of its own.
+    // The segment's rows as a batch of its own (one segment, as a rank's chunk is).
     VecF xs(static_cast<size_t>(T * m * I)), ds(static_cast<size_t>(T * m * O));
     for (int64_t t = 0; t < T; ++t) {
       std::copy_n(&x[static_cast<size_t>((t * B + b0) * I)], m * I, &xs[static_cast<size_t>(t * m * I)]);
       std::copy_n(&d[static_cast<size_t>((t * B + b0) * O)], m * O, &ds[static_cast<size_t>(t * m * O)]);
     }
-    NetCache cs;
-    VecF outs(ds.size()), tans(ds.size()), part(p.size());
-    net_forward(s, p.data(), xs.data(), T, m, cs, outs.data());
-    net_jvp(s, p.data(), xs.data(), T, m, cs, v.data(), tans.data());
     TrialSegments one;
     one.bounds = {0, m};
-    net_backward(s, p.data(), xs.data(), T, m, cs, ds.data(), nullptr, &one, part.data());
+    const std::vector<PartsRange> lo = net_parts_layout(s, T, m, one);
+    int64_t floats1 = 0;
+    for (const PartsRange& pr : lo) floats1 += pr.size * pr.units;
+    NetCache cs;
+    VecF outs(ds.size()), tans(ds.size()), part1(static_cast<size_t>(floats1));
+    net_forward(s, p.data(), xs.data(), T, m, cs, outs.data(), &one);
+    net_jvp(s, p.data(), xs.data(), T, m, cs, v.data(), tans.data(), &one);
+    net_backward(s, p.data(), xs.data(), T, m, cs, ds.data(), nullptr, &one, part1.data());
     for (int64_t t = 0; t < T; ++t)
       for (int64_t k = 0; k < m * O; ++k) {
         ASSERT_EQ(out[static_cast<size_t>((t * B + b0) * O + k)], outs[static_cast<size_t>(t * m * O + k)]);
         ASSERT_EQ(tan[static_cast<size_t>((t * B + b0) * O + k)], tans[static_cast<size_t>(t * m * O + k)]);
       }
-    for (int64_t j = 0; j < P; ++j) ASSERT_EQ(parts[static_cast<size_t>(u * P + j)], part[static_cast<size_t>(j)]);
+    const int64_t Pg = layout[0].size;
+    for (int64_t j = 0; j < Pg; ++j) ASSERT_EQ(parts[static_cast<size_t>(u * Pg + j)], part1[static_cast<size_t>(j)]);
+    if (!s.encoder) continue;
+    const int64_t Pe = layout[1].size, units = lo[1].units, base = segs.count() * Pg;
+    for (int64_t k = 0; k < units * Pe; ++k)
+      ASSERT_EQ(parts[static_cast<size_t>(base + enc_unit * Pe + k)], part1[static_cast<size_t>(Pg + k)]) << u;
+    enc_unit += units;
   }
+  if (s.encoder) EXPECT_EQ(enc_unit, layout[1].units);
+}
+
+TEST(Shard, SegmentsComputeAloneAndPartialsSumToTheGradient) {
+  check_segments_compute_alone(NetShape{GruShape{5, 16, 3}, false, {}});
+}
+
+// The maze's network: the encoder's units are the segments too (its rows at every step).
+TEST(Shard, SegmentsComputeAloneWithTheEncoder) {
+  NetShape s;
+  s.encoder = true;
+  s.enc = EncoderShape{3, 18, 21, 4, 5, 2, 8, 5, 6};
+  s.gru = GruShape{s.enc.out(), 7, 3};
+  check_segments_compute_alone(s);
 }
 
 TEST(Shard, StepSumPartsAddUpToStepSum) {

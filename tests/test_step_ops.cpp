@@ -109,7 +109,7 @@ TEST(StepOps, GatherTrialsMatchesHostGather) {
                                    {5, 7, 3, {4, 0, 6, 3, 3}},
                                    {5, 7, 13, {6}},
                                    {1, 1, 2, {0}},
-                                   {30, 50, 11, fvp_trials(50, 0.5)}};
+                                   {30, 50, 11, fvp_trials(50, 100, 0.5)}};
   uint64_t seed = 40;
   for (const Case& c : cases) {
     const int64_t n = static_cast<int64_t>(c.ids.size());

@@ -105,7 +105,7 @@ struct Fixture {
   std::vector<float> params, x, logp_old, probs_old, adv;
   std::vector<int32_t> actions;
   double entropy_coef = 0.0;
-  Fixture() {
+  explicit Fixture(int64_t t = 4, int64_t n = 6) : T(t), N(n) {
     params.resize(static_cast<size_t>(gru_layout(shape).total));
     gru_init(shape, 3, 0, 1.0f, params.data());
     x = uniform_vec(static_cast<size_t>(T * N * shape.input), 4, 1.0f);
@@ -207,21 +207,23 @@ TEST(Trainer, FisherVectorProductMatchesFloat64Reference) {
   EXPECT_LT(rel_err(o.host_double(out), ref), 1e-3);
 }
 
-TEST(Trainer, FisherSubsampleTrialsAreSpreadEvenly) {
-  EXPECT_EQ(fvp_trials(10, 1.0), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
-  EXPECT_EQ(fvp_trials(10, 0.3), (std::vector<int64_t>{0, 3, 6}));
-  EXPECT_EQ(fvp_trials(10, 0.25), (std::vector<int64_t>{0, 3, 6}));  // ceil(2.5) = 3
-  EXPECT_EQ(fvp_trials(1000, 0.1).size(), 100u);
-  EXPECT_EQ(fvp_trials(1000, 0.1).back(), 990);
-  EXPECT_EQ(fvp_trials(7, 1e-9), (std::vector<int64_t>{0}));  // at least one trial
+// Whole chunks spread evenly: 10 trials of 1000 steps are 5 chunks of 2 (core/chunks.hpp).
+TEST(Trainer, FisherSubsampleIsWholeChunksSpreadEvenly) {
+  EXPECT_EQ(fvp_trials(10, 1000, 1.0), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(fvp_trials(10, 1000, 0.3), (std::vector<int64_t>{0, 1, 4, 5}));   // ceil(1.5) = 2 chunks: 0, 2
+  EXPECT_EQ(fvp_trials(10, 1000, 0.25), (std::vector<int64_t>{0, 1, 4, 5}));  // ceil(1.25) = 2
+  EXPECT_EQ(fvp_trials(1000, 10, 0.1).size(), 128u);  // 32 chunks of 32: 4 chunks, 0, 8, 16, 24
+  EXPECT_EQ(fvp_trials(1000, 10, 0.1).back(), 24 * 32 + 31);
+  EXPECT_EQ(fvp_trials(7, 10, 1e-9).size(), 7u);  // at least one chunk: here the whole batch
 }
 
 // The Fisher product on a subsample is the product of a batch holding only those trials (its own
 // active-step mean), not a scaled-down full product.
 TEST(Trainer, FisherProductOnASubsampleIsTheProductOfThoseTrials) {
-  Fixture f;
-  const std::vector<int64_t> ids = fvp_trials(f.N, 0.5);  // trials 0, 2, 4
-  Fixture sub;
+  Fixture f(700, 8);  // 4 chunks of 2 trials
+  const std::vector<int64_t> ids = fvp_trials(f.N, f.T, 0.5);  // chunks 0 and 2: trials 0, 1, 4, 5
+  ASSERT_EQ(ids, (std::vector<int64_t>{0, 1, 4, 5}));
+  Fixture sub(f.T);
   sub.N = static_cast<int64_t>(ids.size());
   const int64_t I = f.shape.input, A = f.shape.out;
   sub.x.resize(static_cast<size_t>(f.T * sub.N * I));
@@ -245,7 +247,7 @@ TEST(Trainer, FisherProductOnASubsampleIsTheProductOfThoseTrials) {
   };
   const std::vector<double> half = product(f, 0.5), whole = product(sub, 1.0), all = product(f, 1.0);
   EXPECT_LT(rel_err(half, whole), 1e-6);
-  EXPECT_GT(rel_err(half, all), 1e-2);  // three other trials really left out
+  EXPECT_GT(rel_err(half, all), 1e-2);  // four other trials really left out
 }
 
 // The surrogate with an entropy bonus: its value agrees between the gradient and line-search paths, and
@@ -364,7 +366,7 @@ TEST(Trainer, FiniteDifferenceFisherProductMatchesExact) {
   for (const bool masked : {false, true}) {
     for (const double fraction : {1.0, 0.5}) {
       SCOPED_TRACE(::testing::Message() << "masked " << masked << " fraction " << fraction);
-      Fixture f;
+      Fixture f(fraction < 1.0 ? 700 : 4, 8);  // 4 chunks of 2 trials when subsampled (whole chunks)
       const std::vector<float> mask = fixture_mask(f);
       PolicyBatch batch = f.batch();
       if (masked) batch.mask = mask.data();
@@ -605,7 +607,8 @@ TEST(Trainer, PpoUpdateImprovesAndNonFiniteChangesNothing) {
     // Every pass but the last kept KL <= 1.5 target; one Adam pass at lr 1e-3 adds little more here.
     EXPECT_LT(s.kl, 3.0 * cfg.target_kl);
     EXPECT_NE(o.params, f.params);
-    EXPECT_EQ(adam.t, static_cast<int64_t>(s.steps) * cfg.minibatches);
+    // Minibatches are whole chunks: this batch is one chunk of 6 trials.
+    EXPECT_EQ(adam.t, static_cast<int64_t>(s.steps) * std::min<int64_t>(cfg.minibatches, o.obj.minibatch_units()));
   }
   f.adv[3] = std::numeric_limits<float>::quiet_NaN();
   CpuObjective o(NetShape{f.shape, false, {}}, f.params, f.batch());

@@ -6,6 +6,7 @@
 #include "commands/common.hpp"
 #include "rl2/baselines/baselines.hpp"
 #include "rl2/core/check.hpp"
+#include "rl2/core/comm.hpp"
 #include "rl2/io/paper.hpp"
 #include "rl2/stats/stats.hpp"
 #include "rl2/train/run.hpp"
@@ -54,6 +55,8 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vect
   RL2_REQUIRE(f.tune_instances >= -1, "--tune-instances must be 0 or more (got " + std::to_string(f.tune_instances) + ")");
   BaselineOptions opt;
   opt.seed = g.seed;
+  Comm& comm = world();  // over ranks (mpirun) each plays its share of every set of instances
+  opt.comm = &comm;
   opt.instances = f.instances;
   opt.tune_instances = f.tune_instances < 0 ? f.instances : f.tune_instances;
   require_host_memory(static_cast<double>(std::max(opt.instances, opt.tune_instances)),
@@ -76,8 +79,9 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vect
     results.push_back(cfg.kind == EnvKind::kBandit ? run_bandit_baseline(cfg.bandit, names[i], opt)
                                                    : run_mdp_baseline(cfg.mdp, names[i], opt));
     const BaselineResult& r = results.back();
-    std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ± %.3f  %s  (%.1f s)\n", i + 1, names.size(), r.policy.c_str(), r.mean,
-                 r.stderr_, hyper_text(r).c_str(), r.seconds);
+    if (comm.rank() == 0)
+      std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ± %.3f  %s  (%.1f s)\n", i + 1, names.size(), r.policy.c_str(),
+                   r.mean, r.stderr_, hyper_text(r).c_str(), r.seconds);
   }
   if (rl2_totals) {
     BaselineResult r;
@@ -88,6 +92,7 @@ int run_baselines(const GlobalFlags& g, const BaselinesFlags& f, const std::vect
     r.stderr_ = ms.stderr_;
     results.insert(results.begin(), r);
   }
+  if (comm.rank() != 0) return 0;  // rank 0 reports
   std::vector<std::vector<double>> samples;
   for (const auto& r : results) samples.push_back(r.totals);
   const std::vector<bool> marks = results.size() > 1 && opt.instances >= 2 ? mark_not_worse_than_best(samples)

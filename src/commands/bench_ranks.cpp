@@ -2,9 +2,11 @@
 // in one run. For each R it launches `mpirun -np R rl2-cuda train` on the CPU (each rank with its share of
 // this machine's cores) twice: strong scaling (the same total batch for every R) and weak scaling (R times
 // one rank's batch), and reads env-steps/s from the runs' metrics.jsonl (the first iteration, a warm-up,
-// left out). Then it projects GPU rows from the communication model of docs/scaling.md: what the ordered
-// sums of one TRPO iteration cost on 8 GPUs over NVLink and 64 over InfiniBand against the iteration's
-// compute at the GPU target. Those rows are arithmetic, labelled as such, never a measurement.
+// left out). Every row runs on the same cores, so efficiency is throughput against the first row: 100% is
+// perfect, and what is lost is the ranks' communication and their smaller per-rank work. Then it projects
+// GPU rows from the communication model of docs/scaling.md: what the ordered sums of one TRPO iteration
+// cost on 8 GPUs over NVLink and 64 over InfiniBand against the iteration's compute at the GPU target.
+// Those rows are arithmetic, labelled as such, never a measurement.
 #include <omp.h>
 #include <unistd.h>
 
@@ -68,8 +70,10 @@ int run_bench_ranks(const GlobalFlags& g, const BenchFlags& f) {
   human << "data-parallel training (TRPO, CPU), " << env.describe() << ", " << cores << " cores shared by the ranks, "
         << f.train_iterations << " timed iterations after one warm-up, mpirun " << mpirun << "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "  %-7s %5s %14s %14s %10s %11s\n", "scaling", "ranks", "steps/iter", "env-steps/s",
-                "speedup", "efficiency");
+  human << "  the ranks share these cores (each rank cores / R threads): the same hardware in every row, so 100% is\n"
+           "  perfect scaling here; with a machine or GPU per rank the throughput would grow with R\n";
+  std::snprintf(line, sizeof line, "  %-7s %5s %14s %14s %11s\n", "scaling", "ranks", "steps/iter", "env-steps/s",
+                "efficiency");
   human << line;
   nlohmann::json out = env_to_json(env);
   out["cores"] = cores;
@@ -90,18 +94,13 @@ int run_bench_ranks(const GlobalFlags& g, const BenchFlags& f) {
       const double sps = rc == 0 ? steps_per_second(dir / "metrics.jsonl") : std::nan("");
       RL2_REQUIRE(std::isfinite(sps), "bench --ranks: the run with " + std::to_string(r) + " ranks failed (" +
                                           cmd.str() + "; its output is in " + (tmp / "log").string() + ")");
-      if (base == 0.0) base = sps / r;  // the first row's throughput per rank: the unit of speedup
-      const double speedup = sps / base;
-      const double eff = speedup / r;
-      std::snprintf(line, sizeof line, "  %-7s %5d %14lld %14.4g %9.2fx %10.0f%%\n", mode, r,
-                    static_cast<long long>(steps), sps, speedup, 100.0 * eff);
+      if (base == 0.0) base = sps;  // the first row: the same cores as every other row
+      const double eff = sps / base;
+      std::snprintf(line, sizeof line, "  %-7s %5d %14lld %14.4g %10.0f%%\n", mode, r, static_cast<long long>(steps),
+                    sps, 100.0 * eff);
       human << line;
-      out["rows"].push_back({{"scaling", mode},
-                             {"ranks", r},
-                             {"steps_per_iter", steps},
-                             {"env_steps_per_s", sps},
-                             {"speedup", speedup},
-                             {"efficiency", eff}});
+      out["rows"].push_back(
+          {{"scaling", mode}, {"ranks", r}, {"steps_per_iter", steps}, {"env_steps_per_s", sps}, {"efficiency", eff}});
     }
   }
   fs::remove_all(tmp);

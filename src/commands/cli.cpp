@@ -159,9 +159,9 @@ int run_cli(int argc, char** argv) {
   }
 
   try {
-    // Training and evaluation run over ranks; every other command is one process's work.
-    if (launched.size > 1 && !*train && !*eval)
-      throw CollectiveError("only train and eval run over several ranks (mpirun -np " +
+    // Training, evaluation and the baselines run over ranks; every other command is one process's work.
+    if (launched.size > 1 && !*train && !*eval && !*base)
+      throw CollectiveError("only train, eval and baselines run over several ranks (mpirun -np " +
                                 std::to_string(launched.size) + "); run this command as one process",
                             2);
     if (*base) return run_baselines(g, bf);

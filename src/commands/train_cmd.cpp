@@ -256,9 +256,9 @@ Trained run_training(const GlobalFlags& g, const TrainFlags& f, std::ostream& hu
         << run.cfg.seed << ", run dir " << dir << "\n";
   if (comm.size() > 1) {
     human << "ranks: " << comm.describe() << "; each plays and trains on its share of every batch";
-    if (device == Device::kCuda || run.cfg.env.kind == EnvKind::kMaze)
-      human << " (the numbers repeat for this rank count; they equal one process's only on the CPU without the "
-               "maze's encoder, docs/scaling.md)";
+    if (device == Device::kCuda)
+      human << " (on the GPU the numbers repeat for this rank count; they equal one process's on the CPU, "
+               "docs/scaling.md)";
     human << "\n";
   }
   RunOptions opt;

@@ -45,16 +45,6 @@ int env_int(std::initializer_list<const char*> names, int fallback) {
   return fallback;
 }
 
-std::string pack(const std::vector<double>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
-}
-
-std::vector<double> unpack(const std::string& s) {
-  std::vector<double> v(s.size() / sizeof(double));
-  std::memcpy(v.data(), s.data(), v.size() * sizeof(double));
-  return v;
-}
-
 }  // namespace
 
 Comm& single_process() {
@@ -96,26 +86,31 @@ void finalize_world() {
 #endif
 }
 
+std::vector<double> all_gather_concat(Comm& comm, const std::vector<double>& mine) {
+  if (comm.size() == 1) return mine;
+  std::vector<double> all;
+  for (const std::string& s :
+       comm.all_gather(std::string(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double)))) {
+    const size_t k = all.size();
+    all.resize(k + s.size() / sizeof(double));
+    std::memcpy(all.data() + k, s.data(), s.size());
+  }
+  return all;
+}
+
 double ordered_sum(Comm& comm, const std::vector<double>& parts) {
   double total = 0.0;
-  if (comm.size() == 1) {
-    for (double p : parts) total += p;
-    return total;
-  }
-  for (const std::string& s : comm.all_gather(pack(parts)))
-    for (double p : unpack(s)) total += p;
+  for (double p : all_gather_concat(comm, parts)) total += p;
   return total;
 }
 
 double all_max(Comm& comm, double mine) {
-  if (comm.size() == 1) return mine;
   double m = -std::numeric_limits<double>::infinity();
-  for (const std::string& s : comm.all_gather(pack({mine}))) {
-    const double x = unpack(s).at(0);
+  for (double x : all_gather_concat(comm, {mine})) {
     if (std::isnan(x)) return x;
     m = std::max(m, x);
   }
-  return m;
+  return comm.size() == 1 ? mine : m;
 }
 
 void agree(Comm& comm, const std::string& failure, int code) {

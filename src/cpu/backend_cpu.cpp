@@ -83,11 +83,12 @@ class CpuNet final : public BackendNet {
     std::fill(grad, grad + shape_.size(), 0.0f);
     net_backward(shape_, params, x, T_, batch, cache_, d_out, grad, segs);
   }
-  bool backward_parts(const float* params, const float* x, const float* d_out, const TrialSegments& segs,
+  std::vector<PartsRange> parts_layout(const TrialSegments& segs) const override {
+    return net_parts_layout(shape_, T_, segs.trials(), segs);
+  }
+  void backward_parts(const float* params, const float* x, const float* d_out, const TrialSegments& segs,
                       float* parts) override {
-    if (shape_.encoder) return false;
     net_backward(shape_, params, x, T_, segs.trials(), cache_, d_out, nullptr, &segs, parts);
-    return true;
   }
   bool has_jvp() const override { return true; }
   void jvp(const float* params, const float* x, int64_t batch, const float* v, float* d_out,

@@ -85,17 +85,22 @@ void col2im_add(int64_t Ci, int64_t Wi, int64_t K, int64_t S, int64_t Ho, int64_
   }
 }
 
-int64_t group_count(int64_t M) { return (M + kGroupRows - 1) / kGroupRows; }
+// run(first row, rows) for each run of contiguous rows of a unit: its m rows at each of its steps.
+template <class F>
+void for_runs(const EncoderUnit& u, F&& run) {
+  for (int64_t t = u.t0; t < u.t1; ++t) run(t * u.B + u.b0, u.m);
+}
 
-// Scratch for every thread that for_groups may run.
+// Scratch for every thread that for_unit_runs may run.
 int64_t scratch_floats(const Dims& d) { return omp_get_max_threads() * d.thread_floats(); }
 
-// Runs body(group, its thread's scratch, first row, rows) for every group of M rows.
+// Runs body(unit, its thread's scratch, first row, rows) for every run of every unit of the M rows, the
+// units spread over the threads.
 template <class F>
-void for_groups(const Dims& d, int64_t M, float* scratch, F&& body) {
-  cpu::for_units(group_count(M), [&](int64_t g, int thread) {
-    const int64_t r0 = g * kGroupRows;
-    body(g, Scratch(d, scratch + thread * d.thread_floats()), r0, std::min(kGroupRows, M - r0));
+void for_unit_runs(const Dims& d, const std::vector<EncoderUnit>& units, float* scratch, F&& body) {
+  cpu::for_units(static_cast<int64_t>(units.size()), [&](int64_t u, int thread) {
+    const Scratch sc(d, scratch + thread * d.thread_floats());
+    for_runs(units[static_cast<size_t>(u)], [&](int64_t r0, int64_t n) { body(u, sc, r0, n); });
   });
 }
 
@@ -127,15 +132,32 @@ void check_rows(int64_t M) {
 
 }  // namespace
 
+std::vector<EncoderUnit> encoder_units(int64_t M, const TrialSegments* segs) {
+  std::vector<EncoderUnit> units;
+  if (segs == nullptr) {
+    for (int64_t r0 = 0; r0 < M; r0 += kGroupRows) units.push_back({M, r0, std::min(kGroupRows, M - r0), 0, 1});
+    return units;
+  }
+  if (M == 0) return units;
+  const int64_t B = segs->trials();
+  RL2_CHECK(B > 0 && M % B == 0, "encoder: the segments do not cover whole steps of the rows");
+  const int64_t T = M / B;
+  for (int64_t u = 0; u < segs->count(); ++u) {
+    const int64_t b0 = segs->begin(u), m = segs->end(u) - b0, steps = std::max<int64_t>(1, kGroupRows / m);
+    for (int64_t t0 = 0; t0 < T; t0 += steps) units.push_back({B, b0, m, t0, std::min(T, t0 + steps)});
+  }
+  return units;
+}
+
 void encoder_forward(const EncoderShape& s, const float* params, const float* x, int64_t M, EncoderCache<float>& c,
-                     float* y) {
+                     float* y, const TrialSegments* segs) {
   check_rows(M);
   const Tensors p(s, params);
   const Dims d(s);
   c.resize(s, M);
   if (M == 0) return;
   float* scratch = work(c.work, scratch_floats(d));
-  for_groups(d, M, scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
+  for_unit_runs(d, encoder_units(M, segs), scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
     for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
       const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
       conv1_piece(d, x, a, nr, p.conv1_w, sc);
@@ -167,7 +189,8 @@ void encoder_forward(const EncoderShape& s, const float* params, const float* x,
 }
 
 void encoder_backward(const EncoderShape& s, const float* params, const float* x, int64_t M,
-                      const EncoderCache<float>& c, const float* d_y, float* d_params) {
+                      const EncoderCache<float>& c, const float* d_y, float* d_params, const TrialSegments* segs,
+                      float* parts) {
   check_rows(M);
   RL2_CHECK(c.M == M, "encoder_backward: cache is from another forward");
   if (M == 0) return;
@@ -175,66 +198,84 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
   const Dims d(s);
   const int64_t P = encoder_layout(s).total;
   float* dz = work(c.work, M * (d.out + d.flat + 1) + scratch_floats(d));  // masked d_y: [M, out]
-  float* d2 = dz + M * d.out;     // [M, flat] at f2
-  float* ones = d2 + M * d.flat;  // [M]
+  float* d2 = dz + M * d.out;                                              // [M, flat] at f2
+  float* ones = d2 + M * d.flat;                                           // [M]
   float* scratch = ones + M;
-  // Each group's weight gradient is its own partial [P], added in group order (cpu_blas.hpp).
-  cpu::for_units_summed(group_count(M), P, P, d_params, nullptr, [&](int64_t grp, float* part) {
-    const int64_t r0 = grp * kGroupRows, n = std::min(kGroupRows, M - r0);
+  std::fill(ones, ones + M, 1.0f);
+  // Each unit's weight gradient is its own partial [P], added in unit order (cpu_blas.hpp), or kept in parts.
+  const std::vector<EncoderUnit> units = encoder_units(M, segs);
+  cpu::for_units_summed(static_cast<int64_t>(units.size()), P, P, d_params, parts, [&](int64_t unit, float* part) {
     const Scratch sc(d, scratch + omp_get_thread_num() * d.thread_floats());
     const EncoderTensors<float> g(s, part);
     std::fill(part, part + P, 0.0f);
-    float* dzg = dz + r0 * d.out;
-    for (int64_t i = 0; i < n * d.out; ++i) dzg[i] = c.y[static_cast<size_t>(r0 * d.out + i)] > 0.0f ? d_y[r0 * d.out + i] : 0.0f;
-    std::fill(ones + r0, ones + r0 + n, 1.0f);
-    const float* x_extra = x + r0 * d.in + s.image_size();
-    gemm(true, false, d.Ni, d.flat, n, dzg, d.out, c.f2.data() + r0 * d.flat, d.flat, 0.0f, g.image_fc_w, d.flat);
-    gemm(true, false, d.Ne, d.E, n, dzg + d.Ni, d.out, x_extra, d.in, 0.0f, g.extra_fc_w, d.E);
-    add_col_sums(n, d.Ni, dzg, d.out, ones + r0, g.image_fc_b);
-    add_col_sums(n, d.Ne, dzg + d.Ni, d.out, ones + r0, g.extra_fc_b);
-    gemm(false, false, n, d.flat, d.Ni, dzg, d.out, p.image_fc_w, d.flat, 0.0f, d2 + r0 * d.flat, d.flat);
-    for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
-      const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
-      // a2 [F, nr·P2] = ReLU-masked gradient at conv2's pre-activation; col2 = im2col(f1).
-      for (int64_t r = 0; r < nr; ++r) {
-        for (int64_t f = 0; f < d.F; ++f) {
-          const float* g2 = d2 + (a + r) * d.flat + f * d.P2;
-          const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
-          float* dzc = sc.a2 + f * ld2 + r * d.P2;
-          float sum = 0.0f;
-          for (int64_t q = 0; q < d.P2; ++q) {
-            dzc[q] = o[q] > 0.0f ? g2[q] : 0.0f;
-            sum += dzc[q];
+    // The FC layers' weight gradients in one GEMM over the unit's rows, gathered contiguous (a segment's
+    // rows lie at every step: per run, each GEMM would read and write the whole weight gradient again).
+    int64_t U = 0;
+    for_runs(units[static_cast<size_t>(unit)], [&](int64_t, int64_t n) { U += n; });
+    thread_local std::vector<float> rows;
+    float* gdz = work(rows, U * (d.out + d.flat + d.E));  // [U, out] masked d_y
+    float* gf2 = gdz + U * d.out;                          // [U, flat] f2
+    float* gxe = gf2 + U * d.flat;                         // [U, E] the extra inputs
+    int64_t k = 0;
+    for_runs(units[static_cast<size_t>(unit)], [&](int64_t r0, int64_t n) {
+      float* dzg = dz + r0 * d.out;
+      for (int64_t i = 0; i < n * d.out; ++i)
+        dzg[i] = c.y[static_cast<size_t>(r0 * d.out + i)] > 0.0f ? d_y[r0 * d.out + i] : 0.0f;
+      std::copy_n(dzg, n * d.out, gdz + k * d.out);
+      std::copy_n(c.f2.data() + r0 * d.flat, n * d.flat, gf2 + k * d.flat);
+      for (int64_t r = 0; r < n; ++r) std::copy_n(x + (r0 + r) * d.in + s.image_size(), d.E, gxe + (k + r) * d.E);
+      k += n;
+    });
+    gemm(true, false, d.Ni, d.flat, U, gdz, d.out, gf2, d.flat, 0.0f, g.image_fc_w, d.flat);
+    gemm(true, false, d.Ne, d.E, U, gdz + d.Ni, d.out, gxe, d.E, 0.0f, g.extra_fc_w, d.E);
+    add_col_sums(U, d.Ni, gdz, d.out, ones, g.image_fc_b);
+    add_col_sums(U, d.Ne, gdz + d.Ni, d.out, ones, g.extra_fc_b);
+    for_runs(units[static_cast<size_t>(unit)], [&](int64_t r0, int64_t n) {
+      const float* dzg = dz + r0 * d.out;
+      gemm(false, false, n, d.flat, d.Ni, dzg, d.out, p.image_fc_w, d.flat, 0.0f, d2 + r0 * d.flat, d.flat);
+      for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
+        const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
+        // a2 [F, nr·P2] = ReLU-masked gradient at conv2's pre-activation; col2 = im2col(f1).
+        for (int64_t r = 0; r < nr; ++r) {
+          for (int64_t f = 0; f < d.F; ++f) {
+            const float* g2 = d2 + (a + r) * d.flat + f * d.P2;
+            const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
+            float* dzc = sc.a2 + f * ld2 + r * d.P2;
+            float sum = 0.0f;
+            for (int64_t q = 0; q < d.P2; ++q) {
+              dzc[q] = o[q] > 0.0f ? g2[q] : 0.0f;
+              sum += dzc[q];
+            }
+            g.conv2_b[f] += sum;
           }
-          g.conv2_b[f] += sum;
+          im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
         }
-        im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
-      }
-      gemm(false, true, d.F, d.KK2, ld2, sc.a2, ld2, sc.col2, ld2, 1.0f, g.conv2_w, d.KK2);
-      // col2 := W2ᵀ a2, the gradient at conv2's columns, then summed back onto f1's positions in a1.
-      gemm(true, false, d.KK2, ld2, d.F, p.conv2_w, d.KK2, sc.a2, ld2, 0.0f, sc.col2, ld2);
-      std::fill(sc.a1, sc.a1 + d.F * ld1, 0.0f);
-      for (int64_t r = 0; r < nr; ++r) {
-        col2im_add(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.col2 + r * d.P2, ld2, sc.a1 + r * d.P1, ld1);
-        for (int64_t f = 0; f < d.F; ++f) {
-          const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
-          float* dzc = sc.a1 + f * ld1 + r * d.P1;
-          float sum = 0.0f;
-          for (int64_t q = 0; q < d.P1; ++q) {
-            dzc[q] = o[q] > 0.0f ? dzc[q] : 0.0f;
-            sum += dzc[q];
+        gemm(false, true, d.F, d.KK2, ld2, sc.a2, ld2, sc.col2, ld2, 1.0f, g.conv2_w, d.KK2);
+        // col2 := W2ᵀ a2, the gradient at conv2's columns, then summed back onto f1's positions in a1.
+        gemm(true, false, d.KK2, ld2, d.F, p.conv2_w, d.KK2, sc.a2, ld2, 0.0f, sc.col2, ld2);
+        std::fill(sc.a1, sc.a1 + d.F * ld1, 0.0f);
+        for (int64_t r = 0; r < nr; ++r) {
+          col2im_add(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.col2 + r * d.P2, ld2, sc.a1 + r * d.P1, ld1);
+          for (int64_t f = 0; f < d.F; ++f) {
+            const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
+            float* dzc = sc.a1 + f * ld1 + r * d.P1;
+            float sum = 0.0f;
+            for (int64_t q = 0; q < d.P1; ++q) {
+              dzc[q] = o[q] > 0.0f ? dzc[q] : 0.0f;
+              sum += dzc[q];
+            }
+            g.conv1_b[f] += sum;
           }
-          g.conv1_b[f] += sum;
+          im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
         }
-        im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
-      }
-      gemm(false, true, d.F, d.KK1, ld1, sc.a1, ld1, sc.col1, ld1, 1.0f, g.conv1_w, d.KK1);
+        gemm(false, true, d.F, d.KK1, ld1, sc.a1, ld1, sc.col1, ld1, 1.0f, g.conv1_w, d.KK1);
+      });
     });
   });
 }
 
 void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int64_t M, const EncoderCache<float>& c,
-                 const float* v, float* d_y) {
+                 const float* v, float* d_y, const TrialSegments* segs) {
   check_rows(M);
   RL2_CHECK(c.M == M, "encoder_jvp: cache is from another forward");
   if (M == 0) return;
@@ -243,7 +284,7 @@ void encoder_jvp(const EncoderShape& s, const float* params, const float* x, int
   const Dims d(s);
   float* t2 = work(c.work, M * d.flat + scratch_floats(d));  // tangent of f2: [M, flat]
   float* scratch = t2 + M * d.flat;
-  for_groups(d, M, scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
+  for_unit_runs(d, encoder_units(M, segs), scratch, [&](int64_t, const Scratch& sc, int64_t r0, int64_t n) {
     for_pieces(d, r0, n, [&](int64_t a, int64_t nr) {
       const int64_t ld1 = nr * d.P1, ld2 = nr * d.P2;
       // a1 [F, nr·P1] = tangent of f1 = mask ⊙ (V1 * image + vb1).

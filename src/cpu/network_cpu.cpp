@@ -3,6 +3,8 @@
 // GRU's time loop runs on its output; backward and JVP chain the two through y's gradient and tangent.
 #include "rl2/policy/network.hpp"
 
+#include <vector>
+
 #include "rl2/core/check.hpp"
 
 namespace rl2 {
@@ -15,7 +17,7 @@ void net_forward(const NetShape& s, const float* params, const float* x, int64_t
     return;
   }
   c.y.resize(static_cast<size_t>(T * B * s.enc.out()));
-  encoder_forward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.y.data());
+  encoder_forward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.y.data(), segs);
   gru_forward(s.gru, params, c.y.data(), T, B, c.gru, out, segs);
 }
 
@@ -25,10 +27,23 @@ void net_backward(const NetShape& s, const float* params, const float* x, int64_
     gru_backward(s.gru, params, x, T, B, c.gru, d_out, d_params, nullptr, segs, parts);
     return;
   }
-  RL2_CHECK(parts == nullptr, "net_backward: a network with an encoder has no per-segment gradients");
   c.dy.resize(c.y.size());
-  gru_backward(s.gru, params, c.y.data(), T, B, c.gru, d_out, d_params, c.dy.data(), segs);
-  encoder_backward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.dy.data(), d_params + s.gru_size());
+  if (parts == nullptr) {
+    gru_backward(s.gru, params, c.y.data(), T, B, c.gru, d_out, d_params, c.dy.data(), segs);
+    encoder_backward(s.enc, params + s.gru_size(), x, T * B, c.enc, c.dy.data(), d_params + s.gru_size(), segs);
+    return;
+  }
+  RL2_CHECK(segs != nullptr, "net_backward: partial sums need the segments");
+  const int64_t Pg = s.gru_size();
+  gru_backward(s.gru, params, c.y.data(), T, B, c.gru, d_out, nullptr, c.dy.data(), segs, parts);
+  encoder_backward(s.enc, params + Pg, x, T * B, c.enc, c.dy.data(), nullptr, segs, parts + segs->count() * Pg);
+}
+
+std::vector<PartsRange> net_parts_layout(const NetShape& s, int64_t T, int64_t B, const TrialSegments& segs) {
+  std::vector<PartsRange> out{{0, s.gru_size(), segs.count()}};
+  if (s.encoder)
+    out.push_back({s.gru_size(), s.size() - s.gru_size(), static_cast<int64_t>(encoder_units(T * B, &segs).size())});
+  return out;
 }
 
 void net_jvp(const NetShape& s, const float* params, const float* x, int64_t T, int64_t B, NetCache& c,
@@ -38,7 +53,7 @@ void net_jvp(const NetShape& s, const float* params, const float* x, int64_t T, 
     return;
   }
   c.dy.resize(c.y.size());
-  encoder_jvp(s.enc, params + s.gru_size(), x, T * B, c.enc, v + s.gru_size(), c.dy.data());
+  encoder_jvp(s.enc, params + s.gru_size(), x, T * B, c.enc, v + s.gru_size(), c.dy.data(), segs);
   gru_jvp(s.gru, params, c.y.data(), T, B, c.gru, v, d_out, c.dy.data(), segs);
 }
 
@@ -49,7 +64,7 @@ void net_step(const NetShape& s, const float* params, const float* x, const floa
     return;
   }
   scratch.y.resize(static_cast<size_t>(B * s.enc.out()));
-  encoder_forward(s.enc, params + s.gru_size(), x, B, scratch.enc, scratch.y.data());
+  encoder_forward(s.enc, params + s.gru_size(), x, B, scratch.enc, scratch.y.data(), segs);
   gru_step(s.gru, params, scratch.y.data(), h, B, h_next, out, segs);
 }
 

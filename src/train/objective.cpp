@@ -10,11 +10,13 @@
 
 namespace rl2 {
 
-std::vector<int64_t> fvp_trials(int64_t N, double fraction) {
-  const int64_t n = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * static_cast<double>(N))), 1, N);
-  std::vector<int64_t> ids(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) ids[j] = j * N / n;
-  return ids;
+std::vector<int64_t> fvp_trials(int64_t N, int64_t T, double fraction) {
+  const TrialChunks ch(N, T);
+  const int64_t K = ch.count();
+  const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * static_cast<double>(K))), 1, K);
+  std::vector<int64_t> chunks(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) chunks[j] = j * K / k;
+  return ch.trials_of(chunks.data(), k);
 }
 
 // ---- Adam ---------------------------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ double PolicyObjective::surrogate_grad(Vec& grad) {
 // (gathered from surrogate_grad's probs), their mask, and a forward pass at theta_old on its network.
 void PolicyObjective::prepare_fvp() {
   const int64_t T = b_.T, N = b_.N, A = b_.A, I = shape_.input();
-  const std::vector<int64_t> all = fvp_trials(shard_->trials(), fvp_fraction_);
+  const std::vector<int64_t> all = fvp_trials(shard_->trials(), T, fvp_fraction_);
   const Shard::Part part = shard_->select(all.data(), static_cast<int64_t>(all.size()));
   const std::vector<int64_t>& ids = part.ids;
   if (!sub_) sub_ = std::make_unique<SubBatch>();  // its buffers and network last while the sizes do

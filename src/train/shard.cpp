@@ -46,23 +46,29 @@ void Shard::backward(Backend& be, BackendNet& net, int64_t P, const float* param
     return;
   }
   // Buffers kept across calls (a fresh few MB per call cost more in page faults than the sum itself).
-  const int64_t K = segs.count();
-  if (parts_.size() < std::max<int64_t>(1, K * P)) parts_ = Buffer<float>(be, std::max<int64_t>(1, K * P));
-  mine_.resize(static_cast<size_t>(K * P));
+  const std::vector<PartsRange> layout = net.parts_layout(segs);
+  int64_t floats = 0;
+  for (const PartsRange& pr : layout) floats += pr.size * pr.units;
+  if (parts_.size() < std::max<int64_t>(1, floats)) parts_ = Buffer<float>(be, std::max<int64_t>(1, floats));
+  mine_.resize(static_cast<size_t>(floats));
   acc_.assign(static_cast<size_t>(P), 0.0);
   sum_.resize(static_cast<size_t>(P));
-  if (net.backward_parts(params, x, d_out, segs, parts_.data())) {
-    // The running sum: rank r continues rank r - 1's float64 sum with its segments' partials in order.
+  if (!layout.empty()) {
+    // The running sum: rank r continues rank r - 1's float64 sums with its partials, in order.
+    net.backward_parts(params, x, d_out, segs, parts_.data());
     be.download(mine_.data(), parts_.data(), mine_.size() * sizeof(float));
     const int r = comm.rank(), last = comm.size() - 1;
     if (r > 0) comm.recv(r - 1, acc_.data(), acc_.size() * sizeof(double));
-    const float* mine = mine_.data();
+    const float* part = mine_.data();
     double* acc = acc_.data();
+    for (const PartsRange& pr : layout) {
 #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < P; ++j) {
-      double s = acc[j];
-      for (int64_t u = 0; u < K; ++u) s += mine[u * P + j];
-      acc[j] = s;
+      for (int64_t j = 0; j < pr.size; ++j) {
+        double s = acc[pr.offset + j];
+        for (int64_t u = 0; u < pr.units; ++u) s += part[u * pr.size + j];
+        acc[pr.offset + j] = s;
+      }
+      part += pr.size * pr.units;
     }
     if (r < last) {
       comm.send(r + 1, acc_.data(), acc_.size() * sizeof(double));

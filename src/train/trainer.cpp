@@ -2,7 +2,7 @@
 //   rollout      N whole trials per iteration into the backend's [T, N] trajectory view
 //   advantages   the baseline's values from its normaliser, GAE over whole trials, standardisation
 //   policy       trpo_step / ppo_update (include/rl2/algo) on the PolicyObjective (objective.hpp)
-//   baseline     Adam regression on normalised returns-to-go, minibatches of whole trials
+//   baseline     Adam regression on normalised returns-to-go, minibatches of whole chunks of trials
 //   evaluation   the backend plays the trials; the episode bookkeeping is TrialTracker's
 // Finished steps: a trial whose episodes are all done (a maze trial that reached its targets early) is
 // finished; its later steps are inactive (mask 0): they carry reward 0, value 0 and advantage 0, and every
@@ -65,7 +65,9 @@ class Trainer final : public Learner {
         false, &shard_);
     obj_->set_fvp_subsample(cfg.algo == "ppo" ? 1.0 : cfg.trpo.fvp_subsample);
     // After the objective's full-batch nets: a backend that shares one GRU between nets sizes it for N.
-    const int64_t mb_max = std::min(NL_, (N_ + baseline_minibatches() - 1) / baseline_minibatches());
+    const TrialChunks chunks(N_, T_);
+    const int64_t mb_max =
+        std::min(NL_, (chunks.count() + baseline_minibatches() - 1) / baseline_minibatches() * chunks.size);
     pred_ = Buffer<float>(be, T_ * mb_max);
     d_out_ = Buffer<float>(be, T_ * mb_max);
     mb_x_ = Buffer<float>(be, T_ * mb_max * base_shape_.input());
@@ -176,8 +178,9 @@ class Trainer final : public Learner {
            msg.find("CUBLAS_STATUS_ALLOC_FAILED") != std::string::npos;
   }
 
+  // Minibatches are whole chunks of trials (a chunk computes as one unit on whichever rank holds it).
   int64_t baseline_minibatches() const {
-    return std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, N_));
+    return std::max<int64_t>(1, std::min<int64_t>(cfg_.baseline_minibatches, TrialChunks(N_, T_).count()));
   }
 
   // Host state -> backend (parameters, Adam moments); the backend then holds exactly state().
@@ -270,14 +273,17 @@ class Trainer final : public Learner {
     const double sd = std::max(std::sqrt(var), 1e-3);
     const int64_t mb_count = baseline_minibatches();
     double last_loss = 0.0;
+    const TrialChunks chunks(N_, T_);
+    const int64_t K = chunks.count();
     for (int32_t epoch = 0; epoch < cfg_.baseline_epochs; ++epoch) {
       const std::vector<int64_t> order =
-          shuffled_trials(cfg_.seed, static_cast<uint64_t>(st_.iteration), static_cast<uint32_t>(epoch), N_);
+          shuffled_trials(cfg_.seed, static_cast<uint64_t>(st_.iteration), static_cast<uint32_t>(epoch), K);
       double loss_sum = 0.0;
       for (int64_t mb = 0; mb < mb_count; ++mb) {
-        const int64_t lo = mb * N_ / mb_count, hi = (mb + 1) * N_ / mb_count;
-        // This rank's trials of the minibatch, ascending, in segments by chunk (shard.hpp).
-        const Shard::Part part = shard_.select(order.data() + lo, hi - lo);
+        const int64_t lo = mb * K / mb_count, hi = (mb + 1) * K / mb_count;
+        // This rank's trials of the minibatch's chunks, ascending, one segment per chunk (shard.hpp).
+        const std::vector<int64_t> trials = chunks.trials_of(order.data() + lo, hi - lo);
+        const Shard::Part part = shard_.select(trials.data(), static_cast<int64_t>(trials.size()));
         const int64_t b = static_cast<int64_t>(part.ids.size());
         be.upload(order_.data(), part.ids);
         const int64_t* ids = order_.data();

@@ -2,14 +2,16 @@
 // (`--algo ppo`), written once against a backend like trpo.hpp.
 //
 // maximise L(theta) = E[min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta H(pi_theta)], rho = pi_theta / pi_old,
-// by Adam on minibatches of whole trials (the GRU runs over whole trials), for up to `epochs` passes
-// over the batch in a seeded order. The KL guard: each minibatch's forward pass (which the gradient needs
+// by Adam on minibatches of whole chunks of trials (the GRU runs over whole trials; a chunk computes as
+// one unit on whichever rank holds it, train/shard.hpp), for up to `epochs` passes over the batch in a
+// seeded order of its chunks. The KL guard: each minibatch's forward pass (which the gradient needs
 // anyway) also gives that minibatch's mean KL(pi_old || pi_theta) just before its Adam step; a pass whose
 // minibatches average above 1.5 * target_kl ends the update. No extra forward pass per epoch: one pass over
 // the whole batch at the end measures the reported surrogate and KL.
 //
 // Backend `Be` provides the vector ops of cg.hpp plus
-//   int64_t trials();                                          // N trials in the batch
+//   int64_t minibatch_units();                                 // the units minibatches are made of
+//   std::vector<int64_t> unit_trials(const int64_t* units, int64_t n);  // their trials
 //   double surrogate_old();    // the plain surrogate at theta_old, from the rollout's pi_old (no forward)
 //   double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);
 //        // L on those trials and its gradient w.r.t. the parameters (the ascent direction)
@@ -60,7 +62,7 @@ UpdateStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iter
   UpdateStats st;
   st.status = UpdateStatus::kAccepted;
   st.surrogate_before = be.surrogate_old();
-  const int64_t n = be.trials();
+  const int64_t n = be.minibatch_units();  // whole chunks of trials
   const int64_t mb_count = std::max<int64_t>(1, std::min<int64_t>(cfg.minibatches, n));
   Vec grad = be.make_vec();
   Vec scaled = be.make_vec();
@@ -79,7 +81,8 @@ UpdateStats ppo_update(Be& be, const PpoConfig& cfg, uint64_t seed, int64_t iter
     double kl_sum = 0.0;
     for (int64_t mb = 0; mb < mb_count; ++mb) {
       const int64_t lo = mb * n / mb_count, hi = (mb + 1) * n / mb_count;
-      const double obj = be.minibatch_grad(order.data() + lo, hi - lo, cfg.clip, grad);
+      const std::vector<int64_t> ids = be.unit_trials(order.data() + lo, hi - lo);
+      const double obj = be.minibatch_grad(ids.data(), static_cast<int64_t>(ids.size()), cfg.clip, grad);
       const double norm = std::sqrt(be.dot(grad, grad));
       kl_sum += be.minibatch_kl();
       if (!std::isfinite(obj) || !std::isfinite(norm) || !std::isfinite(kl_sum)) {

@@ -15,10 +15,15 @@
 
 namespace rl2 {
 
+class Comm;
+
 struct BaselineOptions {
   uint64_t seed = 1;
   int64_t instances = 1000;       // evaluation instances
   int64_t tune_instances = 1000;  // tuning instances for the grid search (0 = tune on nothing: first grid value)
+  // Ranks (core/comm.hpp) share every set of instances, contiguous shares in rank order, and gather the
+  // totals: instance i's total is the same whoever plays it. nullptr: one process.
+  Comm* comm = nullptr;
 };
 
 struct GridPoint {

@@ -25,6 +25,14 @@ struct TrialChunks {
   int64_t count() const { return (trials + size - 1) / size; }
   int64_t begin(int64_t c) const { return c * size; }
   int64_t end(int64_t c) const { return std::min(trials, (c + 1) * size); }
+  // The trials of chunks ids[0..n), chunk after chunk (minibatches and the Fisher subsample are whole
+  // chunks: each computes as one unit, on whichever rank holds it).
+  std::vector<int64_t> trials_of(const int64_t* ids, int64_t n) const {
+    std::vector<int64_t> out;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = begin(ids[j]); i < end(ids[j]); ++i) out.push_back(i);
+    return out;
+  }
 };
 
 // Consecutive runs of a batch's trials, [begin(u), end(u)) for u < count(): the units every sum over the

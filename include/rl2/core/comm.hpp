@@ -50,6 +50,8 @@ struct LaunchedRank {
 };
 LaunchedRank launched_rank();
 
+// Every rank's doubles, concatenated in rank order, on every rank.
+std::vector<double> all_gather_concat(Comm& comm, const std::vector<double>& mine);
 // Σ of every rank's `parts`, in rank order and each rank's parts in order, starting from 0.0: the same
 // double on every rank, and exactly one process's sum of the same parts in order.
 double ordered_sum(Comm& comm, const std::vector<double>& parts);

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rl2/core/chunks.hpp"
+
 namespace rl2 {
 
 struct EncoderShape {
@@ -113,13 +115,24 @@ void encoder_jvp_ref(const EncoderShape& shape, const Real* params, const Real* 
                      const EncoderCache<Real>& cache, const Real* v, Real* d_y);
 
 // ---- fast float path (im2col + OpenBLAS + OpenMP), same contracts as the references -----------------
-// The M steps are split into one slab per OpenMP thread for the convolutions (BLAS single-threaded there,
-// as gru_cpu.cpp); the FC layers are single multi-threaded GEMMs over all M rows.
+// The M rows are cut into units spread over the OpenMP threads (BLAS single-threaded, as gru_cpu.cpp).
+// Backward sums each unit's weight gradient alone and adds them in unit order; with parts it keeps them,
+// [units, size] (gru.hpp).
+
+// A unit of the encoder's work: the m rows b0 .. b0 + m of each step t0 .. t1 - 1 of a time-major batch of
+// B rows per step. Without segments: groups of 256 consecutive rows (B = M, one step). With segments (of
+// B trials, M = T·B rows; network.hpp): each segment's rows in blocks of about 256 rows (256 / m steps),
+// segment after segment, so a segment computes alone, whatever rows surround it (train/shard.hpp).
+struct EncoderUnit {
+  int64_t B, b0, m, t0, t1;
+};
+std::vector<EncoderUnit> encoder_units(int64_t M, const TrialSegments* segs);
 void encoder_forward(const EncoderShape& shape, const float* params, const float* x, int64_t M,
-                     EncoderCache<float>& cache, float* y);
+                     EncoderCache<float>& cache, float* y, const TrialSegments* segs = nullptr);
 void encoder_backward(const EncoderShape& shape, const float* params, const float* x, int64_t M,
-                      const EncoderCache<float>& cache, const float* d_y, float* d_params);
+                      const EncoderCache<float>& cache, const float* d_y, float* d_params,
+                      const TrialSegments* segs = nullptr, float* parts = nullptr);
 void encoder_jvp(const EncoderShape& shape, const float* params, const float* x, int64_t M,
-                 const EncoderCache<float>& cache, const float* v, float* d_y);
+                 const EncoderCache<float>& cache, const float* v, float* d_y, const TrialSegments* segs = nullptr);
 
 }  // namespace rl2

@@ -40,13 +40,20 @@ struct NetCache {
 // gru_init for the GRU and head, encoder_init for the encoder, both with `which` (0 policy, 1 baseline).
 // params: [shape.size()].
 void net_init(const NetShape& shape, uint64_t seed, uint32_t which, float head_scale, float* params);
-// segs: the GRU's segments (gru.hpp; nullptr: the chunks). The encoder's own units are row groups of the
-// time-major [T, B] rows (encoder_cpu.cpp), so only a network without an encoder gives per-segment parts.
+// segs: the units of work (gru.hpp, encoder.hpp; nullptr: the GRU's chunks and the encoder's row groups):
+// each segment computes alone, encoder and GRU, and backward can give each segment's partial gradient.
 // x: [T, B, input()]; out: [T, B, gru.out]. Fills cache.
 void net_forward(const NetShape& shape, const float* params, const float* x, int64_t T, int64_t B, NetCache& cache,
                  float* out, const TrialSegments* segs = nullptr);
+// Where backward's partial sums go with parts: parameters [offset, offset + size) have `units` partials of
+// size floats, stored one after another, range after range; the gradient is, per range, exactly
+// float(Σ_u partial u in double, in order). A network: the GRU's segments, then the encoder's units.
+struct PartsRange {
+  int64_t offset, size, units;
+};
+std::vector<PartsRange> net_parts_layout(const NetShape& shape, int64_t T, int64_t B, const TrialSegments& segs);
 // d_out: [T, B, gru.out]. ACCUMULATES (+=) into d_params [size()]. cache: from the forward at params, x.
-// With parts (no encoder): each segment's partial gradient [segs.count(), size()] instead (gru_backward).
+// With parts: the partial sums of net_parts_layout instead (d_params untouched).
 void net_backward(const NetShape& shape, const float* params, const float* x, int64_t T, int64_t B, NetCache& cache,
                   const float* d_out, float* d_params, const TrialSegments* segs = nullptr, float* parts = nullptr);
 // d_out [T, B, gru.out] (overwritten) = directional derivative of out along v [size()]; x fixed.

@@ -70,10 +70,13 @@ class BackendNet {
   // grad [size] (overwritten) = d/dparams sum(d_out · out) at the last forward.
   virtual void backward(const float* params, const float* x, int64_t batch, const float* d_out, float* grad,
                         const TrialSegments* segs = nullptr) = 0;
-  // The same gradient as each segment's partial, parts [segs.count(), size], for ranks that add every
-  // segment's partial in order (train/shard.hpp): backward is exactly float(Σ_u parts[u] in double, in
-  // order). false when this backend's backward has no per-segment partials (cuDNN; the maze's encoder).
-  virtual bool backward_parts(const float*, const float*, const float*, const TrialSegments&, float*) { return false; }
+  // The same gradient as its partial sums (network.hpp's PartsRange: the GRU's per segment, the encoder's per
+  // unit), for ranks that add every partial in order (train/shard.hpp): backward is exactly, per range,
+  // float(Σ_u partial u in double, in order). parts_layout empty: no partial sums here (cuDNN).
+  virtual std::vector<PartsRange> parts_layout(const TrialSegments&) const { return {}; }
+  virtual void backward_parts(const float*, const float*, const float*, const TrialSegments&, float*) {
+    RL2_CHECK(false, "this backend's networks have no partial sums");
+  }
   // d_out [T, B, O] = the directional derivative of out along v at the last forward's point.
   virtual bool has_jvp() const { return false; }
   virtual void jvp(const float*, const float*, int64_t, const float*, float*, const TrialSegments* = nullptr) {

@@ -39,10 +39,11 @@ struct PolicyBatch {
   const float* mask = nullptr;  // 1 active, 0 inactive (the trial had finished); nullptr: all active
 };
 
-// The trials of a batch of N that a Fisher product on a `fraction` of them uses: ceil(fraction * N)
-// (at least 1), trial j * N / n for j < n, spread evenly. Trials are independent draws, so any fixed set
-// is an unbiased sample, and a spread one keeps every part of the batch (every rank's share) in it.
-std::vector<int64_t> fvp_trials(int64_t N, double fraction);
+// The trials of a batch of N trials of T steps that a Fisher product on a `fraction` of them uses: whole
+// chunks (core/chunks.hpp), ceil(fraction * K) of the K chunks (at least 1), chunk j * K / k for j < k,
+// spread evenly. Trials are independent draws, so any fixed set is an unbiased sample; whole chunks compute
+// as full units, and a spread set keeps every part of the batch (every rank's share) in it.
+std::vector<int64_t> fvp_trials(int64_t N, int64_t T, double fraction);
 
 // Adam's moments in the backend's memory (adam.hpp's AdamState on the host).
 struct BackendAdam {
@@ -105,8 +106,12 @@ class PolicyObjective : public VecOps {
   double active_steps() const { return active_; }
   double last_fvp_epsilon() const { return last_eps_; }  // eps of the last finite-difference product
 
-  // The PPO backend of ppo.hpp: minibatches of whole trials, Adam on `adam` (set before ppo_update).
+  // The PPO backend of ppo.hpp: minibatches of whole chunks of trials, Adam on `adam` (set before ppo_update).
   int64_t trials() const { return shard_->trials(); }  // of all ranks; ids below number them
+  int64_t minibatch_units() const { return TrialChunks(shard_->trials(), b_.T).count(); }
+  std::vector<int64_t> unit_trials(const int64_t* units, int64_t n) const {
+    return TrialChunks(shard_->trials(), b_.T).trials_of(units, n);
+  }
   double surrogate_old();  // mean of A + beta H(pi_old) over the active steps: L at theta_old, no forward
   double minibatch_grad(const int64_t* ids, int64_t n, double clip, Vec& grad);  // ids: host memory, global
   double minibatch_kl() const { return mb_kl_; }
