@@ -11,10 +11,10 @@
 //     rounded): |gpu - cpu| <= 1e-5 max|cpu| per array: Entropy SurrogateStep SurrogateKlStep KlGrad
 //     SurrogateOld PpoStep
 //   every op of RL2_STEP_OPS must have a case here (checked)
-//   reductions (step_sum, mean_var, trial_sum, dot) at 1, 7, 65, 4097, 300009 elements, masks nullptr and with
-//     zeros: |gpu - cpu| <= 1e-12 of the sum of the terms' magnitudes (relative 1e-12 without cancellation;
-//     the orders differ: chunks on the CPU, a tree on the GPU); max, all_finite and max_abs_diff (mask widths
-//     1 and 3, all masked) exactly, NaN and infinity propagation included
+//   reductions (step_sum, mean_var, step_sum_parts, trial_sum, dot) at 1, 7, 65, 4097, 300009 elements,
+//     masks nullptr and with zeros: |gpu - cpu| <= 1e-12 of the sum of the terms' magnitudes (relative
+//     1e-12 without cancellation; the orders differ: chunks on the CPU, a tree on the GPU); max, all_finite
+//     and max_abs_diff (mask widths 1 and 3, all masked) exactly, NaN and infinity propagation included
 //   the net backward's head-bias gradient (the two-stage column sums of d_out [T N, O]) against float(the
 //     column sums in double): within one float rounding, 1 to 300009 rows (the net's other tensors:
 //     tests/gpu_learner_parity.cpp, GpuNetParity)
@@ -464,6 +464,19 @@ TEST_F(GpuBackendParity, ReductionsMatchTheCpuBackend) {
         EXPECT_NEAR(gf.second, cf.second, 1e-12 * cf.second + 1e-300) << what;
         EXPECT_NEAR(gd.first, cd.first, 1e-12 * mag_d / active) << what;
         EXPECT_NEAR(gd.second, cd.second, 1e-12 * cd.second + 1e-300) << what;
+        // The ranks' parts (train/shard.hpp): CUDA's one part is the CPU's chunk parts added up.
+        const TrialSegments segs = TrialSegments::chunks(N, T);
+        const double mean = cf.first;
+        for (const double* center : {static_cast<const double*>(nullptr), &mean}) {
+          const std::vector<double> g = gpu_->step_sum_parts(T, segs, gx.data(), dm, center);
+          const std::vector<double> c = cpu_->step_sum_parts(T, segs, xf.data(), cm, center);
+          ASSERT_EQ(g.size(), 1u) << what;
+          ASSERT_EQ(static_cast<int64_t>(c.size()), segs.count()) << what;
+          double total = 0.0;
+          for (double q : c) total += q;
+          const double tol = center ? 1e-12 * cf.second * active + 1e-300 : 1e-12 * mag_f;
+          EXPECT_NEAR(g[0], total, tol) << what << (center ? ", centred" : "");
+        }
       }
       // max |a - b| with one mask entry per `width` elements: the mask's [n] over n * width elements.
       for (const int64_t width : {int64_t{1}, int64_t{3}}) {

@@ -93,6 +93,16 @@ with tempfile.TemporaryDirectory() as tmp:
           strip_walls(json.loads(b1.stdout)) == strip_walls(json.loads(b3.stdout)),
           "baselines: 3 ranks share the tuning and evaluation instances and print one process's JSON")
 
+    # bench --ranks: the scaling table (strong and weak rows per R, projected GPU rows) as JSON.
+    r = run(0, ["bench", "--ranks", "1,2", "--env", "bandit", "--arms", "3", "--rank-steps", "640",
+                "--train-iterations", "1", "--format", "json"], timeout=300)
+    rows = json.loads(r.stdout)["rows"] if r.returncode == 0 else []
+    check(len(rows) == 4 and all(x["env_steps_per_s"] > 0 for x in rows) and rows[0]["efficiency"] == 1.0 and
+          json.loads(r.stdout)["arms"] == 3 and len(json.loads(r.stdout)["projected"]) == 2,
+          "bench --ranks 1,2: strong and weak rows for each R, and the projected GPU rows")
+    r = run(0, ["bench", "--ranks", "0"])
+    check(r.returncode == 2 and len(error_lines(r.stderr)) == 1, "bench --ranks 0: one line, status 2")
+
     # 4. Faults.
     # Settings that differ between ranks (MPMD launch): one line from rank 0, status 2 everywhere, no run dir.
     d = tmp / "differ"

@@ -33,6 +33,16 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// The env flags as train takes them (train ignores the ones another env does not use).
+std::string env_flags(const EnvFlags& e) {
+  std::ostringstream o;
+  o << " --env " << e.env << " --arms " << e.arms << " --states " << e.states << " --actions " << e.actions
+    << " --size " << e.size << " --mazes " << e.mazes << " --layout " << e.layout;
+  if (e.episodes) o << " --episodes " << *e.episodes;
+  if (e.horizon) o << " --horizon " << *e.horizon;
+  return o.str();
+}
+
 // Mean env-steps/s over the iterations after the first, from a run's metrics.jsonl; NaN when missing.
 double steps_per_second(const fs::path& metrics) {
   std::ifstream in(metrics);
@@ -86,8 +96,8 @@ int run_bench_ranks(const GlobalFlags& g, const BenchFlags& f) {
       const fs::path dir = tmp / (std::string(mode) + std::to_string(r));
       std::ostringstream cmd;
       cmd << shell_quote(mpirun) << (geteuid() == 0 ? " --allow-run-as-root" : "")
-          << " --oversubscribe --bind-to none -np " << r << " " << shell_quote(exe) << " train --device cpu --env "
-          << f.env.env << " --seed " << g.seed << " --threads " << std::max(1, cores / r) << " --steps-per-iter "
+          << " --oversubscribe --bind-to none -np " << r << " " << shell_quote(exe) << " train --device cpu"
+          << env_flags(f.env) << " --seed " << g.seed << " --threads " << std::max(1, cores / r) << " --steps-per-iter "
           << steps << " --iterations " << f.train_iterations + 1 << " --out " << shell_quote(dir.string()) << " > "
           << shell_quote((tmp / "log").string()) << " 2>&1";
       const int rc = std::system(cmd.str().c_str());

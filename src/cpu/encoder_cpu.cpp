@@ -85,6 +85,17 @@ void col2im_add(int64_t Ci, int64_t Wi, int64_t K, int64_t S, int64_t Ho, int64_
   }
 }
 
+// dst[q] = grad[q] where the ReLU's output o[q] > 0, else 0 (dst may be grad); returns Σ dst, in order (the
+// bias's gradient).
+float relu_masked(int64_t n, const float* o, const float* grad, float* dst) {
+  float sum = 0.0f;
+  for (int64_t q = 0; q < n; ++q) {
+    dst[q] = o[q] > 0.0f ? grad[q] : 0.0f;
+    sum += dst[q];
+  }
+  return sum;
+}
+
 // run(first row, rows) for each run of contiguous rows of a unit: its m rows at each of its steps.
 template <class F>
 void for_runs(const EncoderUnit& u, F&& run) {
@@ -240,13 +251,7 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
           for (int64_t f = 0; f < d.F; ++f) {
             const float* g2 = d2 + (a + r) * d.flat + f * d.P2;
             const float* o = c.f2.data() + (a + r) * d.flat + f * d.P2;
-            float* dzc = sc.a2 + f * ld2 + r * d.P2;
-            float sum = 0.0f;
-            for (int64_t q = 0; q < d.P2; ++q) {
-              dzc[q] = o[q] > 0.0f ? g2[q] : 0.0f;
-              sum += dzc[q];
-            }
-            g.conv2_b[f] += sum;
+            g.conv2_b[f] += relu_masked(d.P2, o, g2, sc.a2 + f * ld2 + r * d.P2);
           }
           im2col(d.F, d.W1, d.K, d.S, d.H2, d.W2, c.f1.data() + (a + r) * d.F * d.P1, d.P1, sc.col2 + r * d.P2, ld2);
         }
@@ -257,14 +262,8 @@ void encoder_backward(const EncoderShape& s, const float* params, const float* x
         for (int64_t r = 0; r < nr; ++r) {
           col2im_add(d.F, d.W1, d.K, d.S, d.H2, d.W2, sc.col2 + r * d.P2, ld2, sc.a1 + r * d.P1, ld1);
           for (int64_t f = 0; f < d.F; ++f) {
-            const float* o = c.f1.data() + ((a + r) * d.F + f) * d.P1;
             float* dzc = sc.a1 + f * ld1 + r * d.P1;
-            float sum = 0.0f;
-            for (int64_t q = 0; q < d.P1; ++q) {
-              dzc[q] = o[q] > 0.0f ? dzc[q] : 0.0f;
-              sum += dzc[q];
-            }
-            g.conv1_b[f] += sum;
+            g.conv1_b[f] += relu_masked(d.P1, c.f1.data() + ((a + r) * d.F + f) * d.P1, dzc, dzc);
           }
           im2col(d.C, d.W, d.K, d.S, d.H1, d.W1, x + (a + r) * d.in, d.H * d.W, sc.col1 + r * d.P1, ld1);
         }
