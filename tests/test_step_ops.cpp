@@ -260,7 +260,7 @@ TEST(StepOps, CpuMaxDotTrialSumAndAllFiniteMatchLoops) {
   EXPECT_EQ(be->dot(n, ab.data(), bb.data()), want_dot);
 
   const Buffer<double> xb = to_buffer(*be, x);
-  // trial_sum of n per-trial values of trials of 3 steps: in the chunks of the batch, as chunked_trial_sum.
+  // trial_sum of n per-trial values of trials of 3 steps: in the chunks of the batch, then in chunk order.
   const TrialChunks ch(n, 3);
   double want_trial_sum = 0.0;
   for (int64_t c = 0; c < ch.count(); ++c) {

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "rl2/core/check.hpp"
+#include "rl2/core/chunks.hpp"
 
 namespace rl2 {
 
@@ -99,9 +100,7 @@ std::vector<double> all_gather_concat(Comm& comm, const std::vector<double>& min
 }
 
 double ordered_sum(Comm& comm, const std::vector<double>& parts) {
-  double total = 0.0;
-  for (double p : all_gather_concat(comm, parts)) total += p;
-  return total;
+  return sum_in_order(all_gather_concat(comm, parts));
 }
 
 double all_max(Comm& comm, double mine) {

@@ -40,24 +40,11 @@ template <class Real>
 std::vector<double> masked_step_sum_parts(int64_t T, const TrialSegments& segs, const Real* x, const float* mask,
                                           const double* center) {
   const int64_t N = segs.trials();
-  std::vector<double> parts(static_cast<size_t>(segs.count()));
-  for (int64_t u = 0; u < segs.count(); ++u) {
-    double s = 0.0;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = segs.begin(u); i < segs.end(u); ++i) {
-        const int64_t k = t * N + i;
-        const double e = ops::inactive(mask, k) ? 0.0 : static_cast<double>(x[k]) - (center ? *center : 0.0);
-        s += center ? e * e : e;
-      }
-    parts[static_cast<size_t>(u)] = s;
-  }
-  return parts;
-}
-
-double sum_in_order(const std::vector<double>& parts) {
-  double total = 0.0;
-  for (double p : parts) total += p;
-  return total;
+  return unit_sums(segs, T, [&](int64_t t, int64_t i) {
+    const int64_t k = t * N + i;
+    const double e = ops::inactive(mask, k) ? 0.0 : static_cast<double>(x[k]) - (center ? *center : 0.0);
+    return center ? e * e : e;
+  });
 }
 
 template <class Real>
@@ -278,7 +265,7 @@ class CpuBackend final : public Backend {
     return masked_mean_var(T, N, x, mask, active);
   }
   double trial_sum(int64_t N, int64_t T, const double* v) override {
-    return chunked_trial_sum(N, T, [v](int64_t i) { return v[i]; });
+    return sum_in_order(unit_sums(TrialChunks(N, T), 1, [v](int64_t, int64_t i) { return v[i]; }));
   }
   std::vector<double> step_sum_parts(int64_t T, const TrialSegments& segs, const float* x, const float* mask,
                                      const double* center) override {

@@ -45,45 +45,46 @@ void Shard::backward(Backend& be, BackendNet& net, int64_t P, const float* param
     net.backward(params, x, segs.trials(), d_out, grad, &segs);
     return;
   }
-  // Buffers kept across calls (a fresh few MB per call cost more in page faults than the sum itself).
   const std::vector<PartsRange> layout = net.parts_layout(segs);
+  sum_.resize(static_cast<size_t>(P));
+  if (layout.empty()) {  // no partial sums (cuDNN): the ranks' gradients summed in the library's order
+    net.backward(params, x, segs.trials(), d_out, grad, &segs);
+    if (be.all_reduce_sum(comm, grad, P)) return;  // on the device (NCCL)
+    be.download(sum_.data(), grad, sum_.size() * sizeof(float));
+    acc_.assign(sum_.begin(), sum_.end());
+    comm.all_reduce_sum(acc_.data(), P);
+    for (int64_t j = 0; j < P; ++j) sum_[j] = static_cast<float>(acc_[j]);
+    be.upload(grad, sum_);
+    return;
+  }
+  // The running sum: rank r continues rank r - 1's float64 sums with its partials, in order. Buffers are
+  // kept across calls (a fresh few MB per call cost more in page faults than the sum itself).
   int64_t floats = 0;
   for (const PartsRange& pr : layout) floats += pr.size * pr.units;
   if (parts_.size() < std::max<int64_t>(1, floats)) parts_ = Buffer<float>(be, std::max<int64_t>(1, floats));
   mine_.resize(static_cast<size_t>(floats));
   acc_.assign(static_cast<size_t>(P), 0.0);
-  sum_.resize(static_cast<size_t>(P));
-  if (!layout.empty()) {
-    // The running sum: rank r continues rank r - 1's float64 sums with its partials, in order.
-    net.backward_parts(params, x, d_out, segs, parts_.data());
-    be.download(mine_.data(), parts_.data(), mine_.size() * sizeof(float));
-    const int r = comm.rank(), last = comm.size() - 1;
-    if (r > 0) comm.recv(r - 1, acc_.data(), acc_.size() * sizeof(double));
-    const float* part = mine_.data();
-    double* acc = acc_.data();
-    for (const PartsRange& pr : layout) {
+  net.backward_parts(params, x, d_out, segs, parts_.data());
+  be.download(mine_.data(), parts_.data(), mine_.size() * sizeof(float));
+  const int r = comm.rank(), last = comm.size() - 1;
+  if (r > 0) comm.recv(r - 1, acc_.data(), acc_.size() * sizeof(double));
+  const float* part = mine_.data();
+  double* acc = acc_.data();
+  for (const PartsRange& pr : layout) {
 #pragma omp parallel for schedule(static)
-      for (int64_t j = 0; j < pr.size; ++j) {
-        double s = acc[pr.offset + j];
-        for (int64_t u = 0; u < pr.units; ++u) s += part[u * pr.size + j];
-        acc[pr.offset + j] = s;
-      }
-      part += pr.size * pr.units;
+    for (int64_t j = 0; j < pr.size; ++j) {
+      double s = acc[pr.offset + j];
+      for (int64_t u = 0; u < pr.units; ++u) s += part[u * pr.size + j];
+      acc[pr.offset + j] = s;
     }
-    if (r < last) {
-      comm.send(r + 1, acc_.data(), acc_.size() * sizeof(double));
-    } else {
-      for (int64_t j = 0; j < P; ++j) sum_[j] = static_cast<float>(0.0f + acc[j]);  // as for_units_summed rounds
-    }
-    comm.broadcast(sum_.data(), sum_.size() * sizeof(float), last);
-  } else {
-    net.backward(params, x, segs.trials(), d_out, grad, &segs);
-    if (be.all_reduce_sum(comm, grad, P)) return;  // on the device (NCCL)
-    be.download(sum_.data(), grad, sum_.size() * sizeof(float));
-    for (int64_t j = 0; j < P; ++j) acc_[j] = sum_[j];
-    comm.all_reduce_sum(acc_.data(), P);
-    for (int64_t j = 0; j < P; ++j) sum_[j] = static_cast<float>(acc_[j]);
+    part += pr.size * pr.units;
   }
+  if (r < last) {
+    comm.send(r + 1, acc_.data(), acc_.size() * sizeof(double));
+  } else {
+    for (int64_t j = 0; j < P; ++j) sum_[j] = static_cast<float>(0.0f + acc[j]);  // as for_units_summed rounds
+  }
+  comm.broadcast(sum_.data(), sum_.size() * sizeof(float), last);
   be.upload(grad, sum_);
 }
 

@@ -68,36 +68,25 @@ struct TrialSegments {
   }
 };
 
-// Σ term(t, i) over t in [0, steps) and the trials i of the chunks ch: inside each chunk by time, then by
-// trial; the chunk sums in chunk order. term returns a double.
+// One sum per unit (a chunk or a segment) of Σ term(t, i) over t in [0, steps) and the unit's trials i, by
+// time, then trial. term returns a double.
 template <class Units, class F>
-double chunked_sum(const Units& ch, int64_t steps, F&& term) {
-  double total = 0.0;
-  for (int64_t c = 0; c < ch.count(); ++c) {
+std::vector<double> unit_sums(const Units& units, int64_t steps, F&& term) {
+  std::vector<double> sums(static_cast<size_t>(units.count()));
+  for (int64_t u = 0; u < units.count(); ++u) {
     double s = 0.0;
     for (int64_t t = 0; t < steps; ++t)
-      for (int64_t i = ch.begin(c); i < ch.end(c); ++i) s += term(t, i);
-    total += s;
+      for (int64_t i = units.begin(u); i < units.end(u); ++i) s += term(t, i);
+    sums[static_cast<size_t>(u)] = s;
   }
+  return sums;
+}
+
+// The units' sums added in order, from 0: every sum over a batch (and, over ranks, ordered_sum).
+inline double sum_in_order(const std::vector<double>& sums) {
+  double total = 0.0;
+  for (double s : sums) total += s;
   return total;
-}
-
-// The same over a batch of N trials of T steps.
-template <class F>
-double chunked_sum(int64_t T, int64_t N, F&& term) {
-  return chunked_sum(TrialChunks(N, T), T, term);
-}
-
-// chunked_sum of a time-major [T, N] array.
-template <class Real>
-double chunked_sum_of(int64_t T, int64_t N, const Real* v) {
-  return chunked_sum(T, N, [v, N](int64_t t, int64_t i) { return static_cast<double>(v[t * N + i]); });
-}
-
-// Σ term(i) over per-trial values of a batch of N trials of T steps, in the batch's chunks.
-template <class F>
-double chunked_trial_sum(int64_t N, int64_t T, F&& term) {
-  return chunked_sum(TrialChunks(N, T), 1, [&](int64_t, int64_t i) { return term(i); });
 }
 
 }  // namespace rl2
