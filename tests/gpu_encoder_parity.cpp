@@ -33,6 +33,7 @@
 #include "rl2/policy/policy.hpp"
 #if defined(RL2_WITH_CUDA)
 #include "cuda_check.hpp"
+#include "gpu_handles.hpp"
 #include "cudnn_check.hpp"
 #include "cuda/encoder_cudnn.hpp"
 #endif
@@ -116,44 +117,7 @@ std::vector<Slice> slices(const EncoderShape& s) {
           {"extra_fc.weight", l.extra_fc_w, l.extra_fc_b}, {"extra_fc.bias", l.extra_fc_b, l.total}};
 }
 
-// A stream and handles as the CUDA backend sets them (src/cuda/backend_cuda.cpp): non-blocking stream, cuBLAS in
-// its default FP32 math, cuDNN on the stream.
-struct Gpu {
-  cudaStream_t stream = nullptr;
-  cublasHandle_t blas = nullptr;
-  cudnnHandle_t dnn = nullptr;
-  Gpu() {
-    RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    RL2_CUBLAS_CHECK(cublasCreate(&blas));
-    RL2_CUBLAS_CHECK(cublasSetStream(blas, stream));
-    RL2_CUBLAS_CHECK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));
-    RL2_CUDNN_CHECK(cudnnCreate(&dnn));
-    RL2_CUDNN_CHECK(cudnnSetStream(dnn, stream));
-  }
-  ~Gpu() {
-    cudaStreamSynchronize(stream);
-    cudnnDestroy(dnn);
-    cublasDestroy(blas);
-    cudaStreamDestroy(stream);
-  }
-  Gpu(const Gpu&) = delete;
-  Gpu& operator=(const Gpu&) = delete;
-
-  // Copies on the encoder's stream, waited for (a plain cudaMemcpy would not order with a non-blocking stream).
-  DeviceBuffer<float> upload(const VecF& h) const {
-    DeviceBuffer<float> d(h.size());
-    RL2_CUDA_CHECK(cudaMemcpyAsync(d.data(), h.data(), d.bytes(), cudaMemcpyHostToDevice, stream));
-    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return d;
-  }
-  VecF download(const float* d, size_t n) const {
-    VecF h(n);
-    RL2_CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return h;
-  }
-  VecF download(const DeviceBuffer<float>& d) const { return download(d.data(), d.size()); }
-};
+using Gpu = test::GpuHandles;  // the backend's stream and handles, copies on it (tests/gpu_handles.hpp)
 
 // One forward and one backward on the GPU: y [M, out] and start + gradient.
 struct GpuOut {

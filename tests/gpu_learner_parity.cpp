@@ -51,6 +51,7 @@
 #if defined(RL2_WITH_CUDA)
 #include "cuda/backend_cuda.hpp"
 #include "cuda_check.hpp"
+#include "gpu_handles.hpp"
 #include "cuda/gru_cudnn.hpp"
 #include "cuda/rollout_cuda.hpp"
 #include "rl2/algo/gae.hpp"
@@ -137,36 +138,7 @@ struct GpuSide {
   std::vector<float> host_params() { return host(params); }
 };
 
-// A non-blocking stream with cuDNN on it, as the CUDA backend sets them, for cuDNN's GRU alone.
-struct GruStream {
-  cudaStream_t stream = nullptr;
-  cudnnHandle_t dnn = nullptr;
-  GruStream() {
-    RL2_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    RL2_CUDNN_CHECK(cudnnCreate(&dnn));
-    RL2_CUDNN_CHECK(cudnnSetStream(dnn, stream));
-  }
-  ~GruStream() {
-    cudaStreamSynchronize(stream);
-    cudnnDestroy(dnn);
-    cudaStreamDestroy(stream);
-  }
-  GruStream(const GruStream&) = delete;
-  GruStream& operator=(const GruStream&) = delete;
-  // Copies on the stream, waited for.
-  DeviceBuffer<float> up(const std::vector<float>& h) const {
-    DeviceBuffer<float> d(h.size());
-    RL2_CUDA_CHECK(cudaMemcpyAsync(d.data(), h.data(), d.bytes(), cudaMemcpyHostToDevice, stream));
-    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return d;
-  }
-  std::vector<float> down(const float* d, size_t n) const {
-    std::vector<float> h(n);
-    RL2_CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    RL2_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return h;
-  }
-};
+using GruStream = test::GpuHandles;  // tests/gpu_handles.hpp
 
 // Relative L2 error of each tensor of the gru.hpp layout, "name rel" pairs for messages.
 std::string per_tensor(const GruShape& s, const std::vector<float>& a, const std::vector<float>& b, double* worst) {
@@ -221,16 +193,16 @@ TEST_P(GpuNetParity, ForwardBackwardAndWeightSpaceRoundTrip) {
     GruStream s;
     CudnnGru gru(s.dnn, s.stream, I, H, T, N);
     print_lin_layers(gru);
-    DeviceBuffer<float> params = s.up(b.params), x = s.up(b.x), back(b.params.size());
+    DeviceBuffer<float> params = s.upload(b.params), x = s.upload(b.x), back(b.params.size());
     DeviceBuffer<float> ws(static_cast<size_t>(gru.weight_space_floats()));
     RL2_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), s.stream));  // on the stream: ordered before the scatter
     gru.pack(params.data(), ws.data());
     gru.unpack(ws.data(), back.data());
-    const std::vector<float> round = s.down(back.data(), back.size());
+    const std::vector<float> round = s.download(back);
     EXPECT_EQ(std::memcmp(round.data(), b.params.data(), static_cast<size_t>(gru.canonical_floats()) * sizeof(float)), 0)
         << "canonical -> cuDNN weight space -> canonical is not the identity";
     gru.forward(ws.data(), x.data(), N);
-    const std::vector<float> gpu_h = s.down(gru.y(), static_cast<size_t>(M * H));
+    const std::vector<float> gpu_h = s.download(gru.y(), static_cast<size_t>(M * H));
     const std::vector<double> pd(b.params.begin(), b.params.end()), xd(b.x.begin(), b.x.end());
     std::vector<double> ref_out(static_cast<size_t>(M * O));
     GruCache<double> rc;
