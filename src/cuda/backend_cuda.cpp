@@ -232,8 +232,8 @@ class CudaBackend final : public Backend {
   }
 
 #if defined(RL2_WITH_NCCL)
-  // In place on the training stream. The communicator is made on first use: rank 0's NCCL id travels over
-  // comm (MPI), then every rank joins (nccl_comm.hpp).
+  // In place on the training stream, queued like any op (no host wait). The communicator is made on first
+  // use: rank 0's NCCL id travels over comm (MPI), then every rank joins (nccl_comm.hpp).
   bool all_reduce_sum(Comm& comm, float* p, int64_t n) override {
     if (comm.size() == 1) return true;
     if (!nccl_) {
@@ -243,7 +243,6 @@ class CudaBackend final : public Backend {
       nccl_ = std::make_unique<NcclComm>(comm.size(), comm.rank(), id);
     }
     nccl_->all_reduce_sum(p, n, stream());
-    synchronize();
     return true;
   }
 #endif
